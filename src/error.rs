@@ -1,0 +1,201 @@
+//! The crate's error values: what was refused, and which handlers failed.
+
+use std::borrow::Cow;
+use std::fmt;
+use std::panic::Location;
+
+/// A request the crate refused, with the reason. Nothing registered before
+/// the refused call is lost.
+///
+/// ```
+/// # #[cfg(feature = "signal")] {
+/// let err = atexit::handle_signals_for(&[libc::SIGKILL]).unwrap_err();
+/// assert!(err.to_string().contains("SIGKILL"));
+/// # }
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Error {
+    /// A signal that cannot or must not be handled: its number and why.
+    ForbiddenSignal {
+        /// The refused signal number.
+        signal: i32,
+        /// Why it is refused.
+        reason: &'static str,
+    },
+    /// The operating system refused to install signal handling.
+    SignalSetup {
+        /// The signal being installed.
+        signal: i32,
+        /// What the operating system said.
+        cause: String,
+    },
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::ForbiddenSignal { signal, reason } => write!(
+                f,
+                "refused to handle signal {} ({}): {}; no signal handling was changed",
+                signal,
+                signal_name(*signal),
+                reason
+            ),
+            Error::SignalSetup { signal, cause } => write!(
+                f,
+                "could not install a handler for signal {} ({}): {}",
+                signal,
+                signal_name(*signal),
+                cause
+            ),
+        }
+    }
+}
+
+impl std::error::Error for Error {}
+
+/// The conventional name of a signal number, for messages.
+pub(crate) fn signal_name(signal: i32) -> &'static str {
+    match signal {
+        libc::SIGHUP => "SIGHUP",
+        libc::SIGINT => "SIGINT",
+        libc::SIGQUIT => "SIGQUIT",
+        libc::SIGILL => "SIGILL",
+        libc::SIGTRAP => "SIGTRAP",
+        libc::SIGABRT => "SIGABRT",
+        libc::SIGBUS => "SIGBUS",
+        libc::SIGFPE => "SIGFPE",
+        libc::SIGKILL => "SIGKILL",
+        libc::SIGUSR1 => "SIGUSR1",
+        libc::SIGSEGV => "SIGSEGV",
+        libc::SIGUSR2 => "SIGUSR2",
+        libc::SIGPIPE => "SIGPIPE",
+        libc::SIGALRM => "SIGALRM",
+        libc::SIGTERM => "SIGTERM",
+        libc::SIGCHLD => "SIGCHLD",
+        libc::SIGCONT => "SIGCONT",
+        libc::SIGSTOP => "SIGSTOP",
+        libc::SIGTSTP => "SIGTSTP",
+        libc::SIGTTIN => "SIGTTIN",
+        libc::SIGTTOU => "SIGTTOU",
+        libc::SIGWINCH => "SIGWINCH",
+        _ => "unnamed signal",
+    }
+}
+
+/// One handler that panicked during a run.
+///
+/// ```
+/// let registry = atexit::Registry::new();
+/// registry.register(|| panic!("disk full"));
+/// let err = registry.run().unwrap_err();
+/// let failure = &err.failures()[0];
+/// assert_eq!(failure.message(), "disk full");
+/// assert_eq!(failure.location().file(), file!());
+/// ```
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct Failure {
+    message: String,
+    site: &'static Location<'static>,
+    name: Option<Cow<'static, str>>,
+}
+
+impl Failure {
+    pub(crate) fn new(
+        message: String,
+        site: &'static Location<'static>,
+        name: Option<Cow<'static, str>>,
+    ) -> Self {
+        Failure {
+            message,
+            site,
+            name,
+        }
+    }
+
+    /// The panic payload's text (`&str` or `String` payloads; other payloads
+    /// read "non-string panic payload").
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
+    /// Where the failed handler was registered.
+    pub fn location(&self) -> &'static Location<'static> {
+        self.site
+    }
+
+    /// The name given with [`Hook::name`](crate::Hook::name), if any.
+    pub fn name(&self) -> Option<&str> {
+        self.name.as_deref()
+    }
+}
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} panicked: {}",
+            describe(self.site, self.name.as_deref()),
+            self.message
+        )
+    }
+}
+
+/// How reports name a handler: its name if it has one, and always its site.
+pub(crate) fn describe(site: &Location<'_>, name: Option<&str>) -> String {
+    match name {
+        Some(name) => format!("exit handler `{name}` (registered at {site})"),
+        None => format!("exit handler registered at {site}"),
+    }
+}
+
+/// Returned by a run in which one or more handlers panicked. Every other
+/// handler still ran.
+///
+/// ```
+/// let registry = atexit::Registry::new();
+/// registry.register(|| panic!("first"));
+/// registry.register(|| panic!("second"));
+/// let err = registry.run().unwrap_err();
+/// let messages: Vec<_> = err.failures().iter().map(|f| f.message()).collect();
+/// assert_eq!(messages, ["second", "first"]); // run order: newest first
+/// ```
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct RunError {
+    failures: Vec<Failure>,
+}
+
+impl RunError {
+    pub(crate) fn from_failures(failures: Vec<Failure>) -> Result<(), RunError> {
+        if failures.is_empty() {
+            Ok(())
+        } else {
+            Err(RunError { failures })
+        }
+    }
+
+    /// The handlers that panicked, in the order they ran.
+    pub fn failures(&self) -> &[Failure] {
+        &self.failures
+    }
+}
+
+impl fmt::Display for RunError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.failures.as_slice() {
+            [one] => write!(f, "{one}"),
+            many => {
+                write!(f, "{} exit handlers panicked", many.len())?;
+                for failure in many {
+                    write!(f, "; {failure}")?;
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+impl std::error::Error for RunError {}

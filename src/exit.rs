@@ -1,0 +1,200 @@
+//! The exit run: what happens when the process ends through the C library's
+//! `exit` (or a handled signal), [`exit`](crate::exit), and the state that
+//! [`is_exiting`](crate::is_exiting) and [`reason`](crate::reason) report.
+//!
+//! One exit run at a time: the first thread to begin it owns it. Another
+//! thread that tries to exit meanwhile waits forever, since the owner is
+//! about to end the process; this thread nesting into it (a handler that
+//! exits) carries it on.
+
+use std::cell::Cell;
+use std::io::{self, Write};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use crate::deadline;
+use crate::error::Failure;
+use crate::global;
+use crate::run;
+use crate::sys;
+
+/// Why the exit run is happening, as [`reason`](crate::reason) reports it.
+///
+/// ```
+/// // Outside the exit run (and inside `run_now`) there is no reason.
+/// assert_eq!(atexit::reason(), None);
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ExitReason {
+    /// The process is exiting normally: `main` returned (also with `Err` or
+    /// a panic), or `exit` was called. The status when it is known: on glibc
+    /// always (`std::process::exit(4)` gives `Exit(Some(4))`, a panic in
+    /// `main` `Exit(Some(101))`); elsewhere `None`.
+    Exit(Option<i32>),
+    /// A signal handled by [`handle_signals`](crate::handle_signals)
+    /// arrived; the process will die of it once the run is over.
+    Signal(i32),
+}
+
+static EXIT_RUN_ACTIVE: AtomicBool = AtomicBool::new(false);
+/// The reason, packed: kind in the high 32 bits, value in the low 32.
+static REASON: AtomicU64 = AtomicU64::new(0);
+const KIND_EXIT_KNOWN: u64 = 1 << 32;
+const KIND_EXIT_UNKNOWN: u64 = 2 << 32;
+const KIND_SIGNAL: u64 = 3 << 32;
+/// `set_failure_code`: 0 when unset, else `KIND_EXIT_KNOWN | code`.
+static FAILURE_CODE: AtomicU64 = AtomicU64::new(0);
+
+thread_local! {
+    /// Whether this thread owns the exit run. `const` and `Drop`-free, so
+    /// it can be read after thread-local destructors have run.
+    static OWNER_HERE: Cell<bool> = const { Cell::new(false) };
+}
+
+fn pack(reason: ExitReason) -> u64 {
+    match reason {
+        ExitReason::Exit(Some(code)) => KIND_EXIT_KNOWN | u64::from(code as u32),
+        ExitReason::Exit(None) => KIND_EXIT_UNKNOWN,
+        ExitReason::Signal(signal) => KIND_SIGNAL | u64::from(signal as u32),
+    }
+}
+
+fn unpack(packed: u64) -> Option<ExitReason> {
+    let value = packed as u32 as i32;
+    match packed & !0xffff_ffff {
+        KIND_EXIT_KNOWN => Some(ExitReason::Exit(Some(value))),
+        KIND_EXIT_UNKNOWN => Some(ExitReason::Exit(None)),
+        KIND_SIGNAL => Some(ExitReason::Signal(value)),
+        _ => None,
+    }
+}
+
+/// Who runs the handlers now that the process is ending.
+pub(crate) enum Begin {
+    /// This thread: run them, then end the process.
+    Owner,
+    /// This thread already owns the run (a handler is ending the process):
+    /// carry on with the handlers left.
+    Nested,
+    /// Another thread owns the run and will end the process.
+    Elsewhere,
+}
+
+pub(crate) fn begin(reason: ExitReason) -> Begin {
+    if OWNER_HERE.get() {
+        REASON.store(pack(reason), Ordering::Release);
+        return Begin::Nested;
+    }
+    if EXIT_RUN_ACTIVE
+        .compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire)
+        .is_err()
+    {
+        return Begin::Elsewhere;
+    }
+    OWNER_HERE.set(true);
+    REASON.store(pack(reason), Ordering::Release);
+    deadline::start(reason);
+    Begin::Owner
+}
+
+/// Marks the run over: nothing runs any more on our behalf.
+pub(crate) fn finish() {
+    deadline::stop();
+    REASON.store(0, Ordering::Release);
+    OWNER_HERE.set(false);
+    EXIT_RUN_ACTIVE.store(false, Ordering::Release);
+    global::disarm_exit_hook();
+}
+
+/// Called by the C library's exit machinery (see `sys`), with the exit
+/// status where the platform tells it.
+pub(crate) fn on_process_exit(status: Option<i32>) {
+    match begin(ExitReason::Exit(status)) {
+        Begin::Owner => {
+            let failures = run::run_to_empty(global::shared());
+            finish();
+            if let Some(code) = failure_override(status, &failures) {
+                // glibc carries on with the remaining C exit entries, then
+                // ends the process with the new status.
+                sys::exit_process(code);
+            }
+        }
+        Begin::Nested => {
+            run::run_to_empty(global::shared());
+        }
+        Begin::Elsewhere => park_forever(),
+    }
+}
+
+/// The code `set_failure_code` asks for, if it applies to this exit.
+fn failure_override(status: Option<i32>, failures: &[Failure]) -> Option<i32> {
+    let packed = FAILURE_CODE.load(Ordering::Relaxed);
+    (packed != 0 && status == Some(0) && !failures.is_empty()).then_some(packed as u32 as i32)
+}
+
+pub(crate) fn set_failure_code(code: Option<i32>) {
+    let packed = code.map_or(0, |code| KIND_EXIT_KNOWN | u64::from(code as u32));
+    FAILURE_CODE.store(packed, Ordering::Relaxed);
+}
+
+/// [`crate::exit`].
+pub(crate) fn exit(code: i32) -> ! {
+    if OWNER_HERE.get() {
+        // A handler of the exit run on this thread: the handlers left still
+        // run, here, and then the process ends with `code`. `std::process::exit`
+        // would abort ("called re-entrantly"); the C library's `exit` is
+        // defined to carry on from inside an exit handler.
+        REASON.store(pack(ExitReason::Exit(Some(code))), Ordering::Release);
+        let failures = run::run_to_empty(global::shared());
+        finish();
+        let code = failure_override(Some(code), &failures).unwrap_or(code);
+        let _ = io::stdout().flush();
+        sys::exit_process(code);
+    }
+    if EXIT_RUN_ACTIVE.load(Ordering::Acquire) {
+        park_forever();
+    }
+    // std lets one thread through and parks any other that calls it at the
+    // same time, so concurrent exits run the handlers once.
+    std::process::exit(code)
+}
+
+/// Ends the process at once with the status `reason` implies, running no
+/// more handlers: the deadline's last resort.
+pub(crate) fn end_without_handlers(reason: ExitReason) -> ! {
+    match reason {
+        ExitReason::Exit(code) => sys::exit_immediately(code.unwrap_or(1)),
+        #[cfg(feature = "signal")]
+        ExitReason::Signal(signal) => crate::signal::die_of(signal),
+        // Signal runs exist only with the `signal` feature.
+        #[cfg(not(feature = "signal"))]
+        ExitReason::Signal(signal) => sys::exit_immediately(128 + signal),
+    }
+}
+
+/// Another thread is ending the process; this one has nothing left to do.
+pub(crate) fn park_forever() -> ! {
+    loop {
+        std::thread::park();
+    }
+}
+
+/// In a child created by `fork`, from a thread that was not running the
+/// exit run: the parent's run is not the child's.
+pub(crate) fn after_fork_in_child() {
+    if !OWNER_HERE.get() {
+        EXIT_RUN_ACTIVE.store(false, Ordering::Release);
+        REASON.store(0, Ordering::Release);
+    }
+}
+
+pub(crate) fn is_exiting() -> bool {
+    EXIT_RUN_ACTIVE.load(Ordering::Acquire)
+}
+
+pub(crate) fn reason() -> Option<ExitReason> {
+    if !is_exiting() {
+        return None;
+    }
+    unpack(REASON.load(Ordering::Acquire))
+}

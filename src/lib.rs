@@ -1,0 +1,357 @@
+//! Exit handlers for Rust: Python's `atexit`, with every way a process ends
+//! defined.
+//!
+//! Register cleanup functions; they run, newest first, when the process
+//! ends: when `main` returns (also with `Err` or a panic), on
+//! [`std::process::exit`] from any thread, on [`exit`], and — with
+//! [`handle_signals`] — on SIGINT, SIGTERM and SIGHUP, after which the
+//! process still dies of that signal.
+//!
+//! ```
+//! fn goodbye(name: &str, adjective: &str) {
+//!     println!("Goodbye {name}, it was {adjective} to meet you.");
+//! }
+//!
+//! atexit::register(|| println!("closing the database"));
+//! atexit::register_with(goodbye, ("Donny", "nice"));
+//! // At exit: "Goodbye Donny, it was nice to meet you.", then "closing the database".
+//! # atexit::clear();
+//! ```
+//!
+//! The decorator form registers a function before `main` starts:
+//!
+//! ```
+//! #[atexit::register]
+//! fn all_done() {
+//!     println!("all_done()");
+//! }
+//! # fn main() { atexit::clear(); }
+//! ```
+//!
+//! # When handlers run
+//!
+//! | the process ends by | handlers run? | status seen by the parent |
+//! | --- | --- | --- |
+//! | `main` returning | yes | 0 |
+//! | `main` returning `Err` | yes | 1 |
+//! | a panic in `main` (unwinding) | yes | 101 |
+//! | `std::process::exit(n)`, from any thread | yes | `n` |
+//! | [`atexit::exit(n)`](exit), from any thread or from a handler | yes | `n` |
+//! | SIGINT / SIGTERM / SIGHUP after [`handle_signals`] | yes, on a named thread | killed by that signal |
+//! | SIGINT / SIGTERM / SIGHUP without [`handle_signals`] | no | killed by that signal |
+//! | a second handled signal during the run | the rest are skipped | killed by that signal |
+//! | `std::process::abort`, `panic = "abort"` | no | killed by SIGABRT |
+//! | `libc::_exit(n)` | no | `n` |
+//! | SIGKILL, power loss, a fault (SIGSEGV ...) | no | killed by that signal |
+//! | a child made by `fork` exiting | yes, all but [`InChild::Skip`] hooks | its own |
+//!
+//! Handlers run on the thread that ends the process. Other threads keep
+//! running meanwhile: unlike CPython, Rust does not join any thread before
+//! exiting, so a handler that needs a worker finished must tell it to stop
+//! and join it.
+//!
+//! # Defined where Python leaves it undefined
+//!
+//! - A handler registered while handlers run, runs in that same run (next).
+//! - A pending handler unregistered by a running handler does not run.
+//! - A panicking handler is caught and reported on stderr (the usual panic
+//!   message, then `atexit: exit handler registered at src/main.rs:7:5
+//!   panicked`); the others still run; the exit status is unchanged unless
+//!   [`set_failure_code`] says otherwise.
+//! - No lock is held while a handler runs: it may register, unregister,
+//!   call [`pending`], spawn and join threads, and take its time.
+//! - Several threads exiting at once: every handler runs exactly once and
+//!   the process ends with one of their codes.
+//! - [`exit`] inside a handler: the remaining handlers still run, then the
+//!   process exits with that code. **`std::process::exit` inside a handler
+//!   aborts the process** (Rust's std refuses re-entrant exits; this crate
+//!   cannot intercept it): use [`exit`] there.
+//! - A child made by `fork` inherits the handlers, as in C and Python, and
+//!   never inherits a held registry lock.
+//! - Handlers that print with `println!` while stdout is closed panic; that
+//!   is reported like any panic and older handlers still run. The crate's
+//!   own reports never panic.
+//!
+//! # Python to Rust
+//!
+//! | Python | Rust |
+//! | --- | --- |
+//! | `atexit.register(func)` | [`register(func)`](register) |
+//! | `atexit.register(func, *args)` | [`register_with(func, args)`](register_with) |
+//! | `@atexit.register` | [`#[atexit::register]`](macro@register) |
+//! | `atexit.unregister(func)` | [`unregister(func)`](unregister), or [`Handle::unregister`] |
+//! | `atexit._run_exitfuncs()` | [`run_now()`](run_now) |
+//! | `atexit._clear()` | [`clear()`](clear) |
+//! | `atexit._ncallbacks()` | [`pending()`](pending) |
+//!
+//! # Features
+//!
+//! - `signal` (default): [`handle_signals`] and [`handle_signals_for`],
+//!   built on `signal-hook`. Without it the crate depends on `libc`,
+//!   `spin` and `ctor` only.
+
+#![deny(unsafe_code)]
+#![deny(unsafe_op_in_unsafe_fn)]
+#![warn(missing_docs, missing_debug_implementations, rust_2018_idioms)]
+
+mod args;
+mod deadline;
+mod error;
+mod exit;
+mod global;
+mod hook;
+mod registry;
+mod run;
+#[cfg(feature = "signal")]
+mod signal;
+mod store;
+#[allow(unsafe_code)]
+mod sys;
+
+use std::any::TypeId;
+use std::panic::Location;
+use std::time::Duration;
+
+pub use args::Args;
+pub use error::{Error, Failure, RunError};
+pub use exit::ExitReason;
+pub use hook::{Handle, Hook, InChild};
+pub use registry::Registry;
+#[cfg(feature = "signal")]
+pub use signal::{handle_signals, handle_signals_for};
+
+/// `#[atexit::register]`: registers a function with no parameters before
+/// `main` starts, Python's `@atexit.register`.
+///
+/// ```
+/// #[atexit::register]
+/// fn all_done() {
+///     println!("all_done()");
+/// }
+///
+/// fn main() {
+///     println!("starting main program");
+///     # atexit::clear();
+/// }
+/// ```
+///
+/// The function stays an ordinary function: it can still be called, and
+/// [`unregister(all_done)`](unregister) cancels it. Arguments, `async`,
+/// generics, or use on anything but a function are compile errors.
+pub use atexit_macros::register;
+
+#[doc(hidden)]
+pub mod __private {
+    pub use ctor::ctor;
+}
+
+/// Registers `f` to run when the process exits; Python's
+/// `atexit.register(f)`.
+///
+/// Handlers run newest first, each at most once. The registration site is
+/// recorded (`#[track_caller]`) and named in reports if `f` panics.
+/// Ignoring the returned [`Handle`] is normal; keep it to cancel this one
+/// registration.
+///
+/// ```
+/// let handle = atexit::register(|| println!("goodbye"));
+/// assert!(handle.is_registered());
+/// # atexit::clear();
+/// ```
+///
+/// # Performance
+///
+/// Constant time; no allocation for a function item or non-capturing
+/// closure (beyond the registry's amortised growth), one small allocation
+/// for a capturing closure. The first call arms the C library's exit hook.
+#[track_caller]
+pub fn register<F>(f: F) -> Handle
+where
+    F: FnOnce() + Send + 'static,
+{
+    global::register(
+        Box::new(f),
+        Location::caller(),
+        registry::function_key::<F>(),
+        None,
+    )
+}
+
+/// Registers `func` to be called with `args` at exit; Python's
+/// `atexit.register(func, *args)`.
+///
+/// `args` is a tuple of 0 to 8 values, each `Send + 'static`, passed to
+/// `func` by value. [`unregister(func)`](unregister) also removes these
+/// registrations.
+///
+/// ```
+/// fn my_cleanup(name: &str) {
+///     println!("my_cleanup({name})");
+/// }
+/// atexit::register_with(my_cleanup, ("first",));
+/// atexit::register_with(my_cleanup, ("second",));
+/// assert_eq!(atexit::unregister(my_cleanup), 2);
+/// ```
+#[track_caller]
+pub fn register_with<F, A>(func: F, args: A) -> Handle
+where
+    F: Send + 'static,
+    A: Args<F>,
+{
+    global::register(
+        Box::new(move || args.call(func)),
+        Location::caller(),
+        registry::function_key::<F>(),
+        None,
+    )
+}
+
+/// Removes every pending registration of the function `func` (by
+/// [`register`], [`register_with`] or [`Hook`]); returns how many. Python's
+/// `atexit.unregister(func)`: removing a function that is not registered is
+/// not an error, it returns 0.
+///
+/// `func` is a function item or a non-capturing closure value: any
+/// zero-sized function type, whatever its parameters. A capturing closure
+/// (or a function pointer) cannot be matched and is a compile-time error;
+/// keep the [`Handle`] that [`register`] returned and call
+/// [`Handle::unregister`] instead.
+///
+/// ```
+/// fn flush() {}
+/// atexit::register(flush);
+/// atexit::register(flush);
+/// assert_eq!(atexit::unregister(flush), 2);
+/// assert_eq!(atexit::unregister(flush), 0);
+/// ```
+///
+/// ```compile_fail
+/// let name = String::from("db");
+/// atexit::unregister(move || drop(name)); // captures: use Handle::unregister
+/// ```
+///
+/// # Performance
+///
+/// Proportional to the registrations of `func` alone, never to all pending
+/// handlers.
+pub fn unregister<F: 'static>(func: F) -> usize {
+    const { registry::assert_function_key::<F>() };
+    drop(func);
+    global::shared().remove_function(TypeId::of::<F>())
+}
+
+/// Runs and removes every pending handler now, newest first; Python's
+/// `atexit._run_exitfuncs()`.
+///
+/// Called from inside a handler it returns `Ok(())` at once and the outer
+/// run carries on. What is registered afterwards runs at exit as usual.
+///
+/// ```
+/// atexit::register(|| println!("ran early"));
+/// atexit::run_now().unwrap();
+/// assert_eq!(atexit::pending(), 0);
+/// ```
+///
+/// # Errors
+///
+/// [`RunError`] lists the handlers that panicked (in run order); every other
+/// handler ran.
+pub fn run_now() -> Result<(), RunError> {
+    run::run(global::shared(), run::Report::Return)
+}
+
+/// Removes every pending handler without running it; Python's
+/// `atexit._clear()`.
+///
+/// ```
+/// atexit::register(|| unreachable!());
+/// atexit::clear();
+/// assert_eq!(atexit::pending(), 0);
+/// ```
+pub fn clear() {
+    global::shared().clear();
+}
+
+/// How many handlers are pending; Python's `atexit._ncallbacks()`, counting
+/// only live registrations (removed ones neither count nor take memory).
+///
+/// ```
+/// let before = atexit::pending();
+/// let handle = atexit::register(|| {});
+/// assert_eq!(atexit::pending(), before + 1);
+/// handle.unregister();
+/// assert_eq!(atexit::pending(), before);
+/// ```
+pub fn pending() -> usize {
+    global::shared().pending()
+}
+
+/// Runs the handlers, then exits the process with `code`.
+///
+/// Safe from any thread and from several at once (the handlers run once;
+/// the process ends with one of the codes), and from inside a handler:
+/// there the remaining handlers still run, then the process exits with
+/// `code` — where `std::process::exit` would abort. As with any exit, only
+/// `code & 0xff` reaches the parent.
+///
+/// ```no_run
+/// atexit::register(|| println!("cleaned up"));
+/// atexit::exit(3); // prints "cleaned up", exit status 3
+/// ```
+pub fn exit(code: i32) -> ! {
+    exit::exit(code)
+}
+
+/// `true` while the exit handlers run because the process is ending (not
+/// during [`run_now`]).
+///
+/// ```
+/// assert!(!atexit::is_exiting());
+/// ```
+pub fn is_exiting() -> bool {
+    exit::is_exiting()
+}
+
+/// Why the process is ending: `None` outside the exit run, and during
+/// [`run_now`] or [`Registry::run`] (the process is not ending).
+///
+/// ```no_run
+/// atexit::register(|| {
+///     assert_eq!(atexit::reason(), Some(atexit::ExitReason::Exit(Some(4))));
+/// });
+/// std::process::exit(4);
+/// ```
+pub fn reason() -> Option<ExitReason> {
+    exit::reason()
+}
+
+/// Gives the whole exit run a time budget.
+///
+/// If the handlers have not all finished `budget` after the run began, the
+/// crate writes to stderr which hook is running (its name, else its
+/// registration site), skips the rest, and ends the process with the status
+/// it would have had: the same exit code, or death by the same signal
+/// (status 1 where the platform does not report exit codes). Output still
+/// buffered in C stdio is lost then. The last call wins; `Duration::MAX`
+/// means no budget.
+///
+/// ```
+/// atexit::set_deadline(std::time::Duration::from_secs(5));
+/// ```
+pub fn set_deadline(budget: Duration) {
+    deadline::set(budget);
+}
+
+/// With `Some(code)`: if a handler panicked during the exit run, a process
+/// that would have exited with status 0 exits with `code` instead (a
+/// non-zero status or a death by signal stays as it was). `None`, the
+/// default, leaves the status alone, as Python does. Needs the exit status
+/// from the platform (glibc); elsewhere it has no effect.
+///
+/// ```
+/// atexit::set_failure_code(Some(70));
+/// # atexit::set_failure_code(None);
+/// ```
+pub fn set_failure_code(code: Option<i32>) {
+    exit::set_failure_code(code);
+}

@@ -1,0 +1,219 @@
+//! Running the handlers on SIGINT, SIGTERM, SIGHUP (or a chosen set), then
+//! dying of that same signal.
+//!
+//! The operating system's handler (installed by `signal-hook`) only wakes a
+//! named thread, `atexit-signals`; the handlers run there, never in signal
+//! context.
+
+use std::io::{self, Write};
+use std::sync::Mutex;
+use std::thread;
+
+use libc::c_int;
+use signal_hook::iterator::{Handle as SignalsHandle, Signals};
+
+use crate::error::Error;
+use crate::exit::{self, Begin, ExitReason};
+use crate::global;
+use crate::run;
+use crate::sys;
+
+struct Installed {
+    handle: SignalsHandle,
+    signals: Vec<c_int>,
+}
+
+static INSTALLED: Mutex<Option<Installed>> = Mutex::new(None);
+
+/// SIGINT, SIGTERM and SIGHUP run the registered handlers, and then the
+/// process dies of that signal.
+///
+/// From now on, when one of these signals arrives, the handlers run newest
+/// first on the `atexit-signals` thread; then the default action of the
+/// signal is restored and the signal raised again, so a shell or supervisor
+/// sees "killed by SIGTERM" (status 143 in a shell), not a made-up exit code.
+/// A second handled signal while the handlers run ends the process at once
+/// by that signal ("press Ctrl-C again to force quit"), skipping the
+/// handlers not yet run. A handled signal that arrives while the process is
+/// already exiting normally does the same.
+///
+/// Calling it again is harmless.
+///
+/// ```no_run
+/// atexit::handle_signals().expect("signal handling");
+/// atexit::register(|| println!("saved state"));
+/// loop {
+///     std::thread::park(); // until SIGTERM: "saved state", then death by SIGTERM
+/// }
+/// ```
+///
+/// # Errors
+///
+/// [`Error::SignalSetup`] if the operating system refuses a handler.
+///
+/// # Coexistence
+///
+/// Other `signal-hook` users (tokio's signal support among them) keep
+/// receiving these signals: `signal-hook` calls every registered action.
+/// A library that replaces the process's signal action after this call
+/// (with `sigaction`, as `ctrlc` does) takes the signal away from this crate.
+pub fn handle_signals() -> Result<(), Error> {
+    handle_signals_for(&[libc::SIGINT, libc::SIGTERM, libc::SIGHUP])
+}
+
+/// Like [`handle_signals`], for a chosen set of signals.
+///
+/// ```
+/// let err = atexit::handle_signals_for(&[libc::SIGTERM, libc::SIGSEGV]).unwrap_err();
+/// assert_eq!(
+///     err.to_string(),
+///     "refused to handle signal 11 (SIGSEGV): a fault signal means the process state \
+///      may be corrupt, so no handler should run on it; no signal handling was changed"
+/// );
+/// ```
+///
+/// # Errors
+///
+/// [`Error::ForbiddenSignal`], before anything is installed, if any number
+/// in `signals` is 0, negative or out of range, cannot be caught (SIGKILL,
+/// SIGSTOP), is a fault signal (SIGSEGV, SIGBUS, SIGILL, SIGFPE), is
+/// reserved by the C library, or does not end the process by default (so
+/// the process could not die of it afterwards: SIGCHLD, SIGCONT, SIGURG,
+/// SIGWINCH, SIGTSTP, SIGTTIN, SIGTTOU). A refused call changes nothing.
+/// [`Error::SignalSetup`] if the operating system refuses a handler.
+pub fn handle_signals_for(signals: &[c_int]) -> Result<(), Error> {
+    for &signal in signals {
+        check(signal)?;
+    }
+    if signals.is_empty() {
+        return Ok(());
+    }
+    let mut installed = INSTALLED
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    match installed.as_mut() {
+        Some(installed) => {
+            for &signal in signals {
+                if !installed.signals.contains(&signal) {
+                    installed
+                        .handle
+                        .add_signal(signal)
+                        .map_err(|err| setup_error(signal, &err))?;
+                    installed.signals.push(signal);
+                }
+            }
+        }
+        None => {
+            let mut receiver =
+                Signals::new(signals).map_err(|err| setup_error(signals[0], &err))?;
+            let handle = receiver.handle();
+            thread::Builder::new()
+                .name("atexit-signals".into())
+                .spawn(move || {
+                    if let Some(signal) = receiver.forever().next() {
+                        on_signal(signal);
+                    }
+                })
+                .map_err(|err| setup_error(signals[0], &err))?;
+            *installed = Some(Installed {
+                handle,
+                signals: signals.to_vec(),
+            });
+        }
+    }
+    Ok(())
+}
+
+fn setup_error(signal: c_int, err: &io::Error) -> Error {
+    Error::SignalSetup {
+        signal,
+        cause: err.to_string(),
+    }
+}
+
+/// Why `signal` may not be handled, if it may not.
+fn check(signal: c_int) -> Result<(), Error> {
+    let refuse = |reason| Err(Error::ForbiddenSignal { signal, reason });
+    if signal <= 0 {
+        return refuse("signal numbers start at 1");
+    }
+    if signal > max_signal() {
+        return refuse("there is no signal with that number on this system");
+    }
+    match signal {
+        libc::SIGKILL | libc::SIGSTOP => refuse("it cannot be caught"),
+        libc::SIGSEGV | libc::SIGBUS | libc::SIGILL | libc::SIGFPE => refuse(
+            "a fault signal means the process state may be corrupt, so no handler should run on it",
+        ),
+        libc::SIGABRT => refuse("abort() does not wait for handlers to finish"),
+        libc::SIGCHLD
+        | libc::SIGCONT
+        | libc::SIGURG
+        | libc::SIGWINCH
+        | libc::SIGTSTP
+        | libc::SIGTTIN
+        | libc::SIGTTOU => refuse(
+            "its default action does not end the process, so the process could not die of it",
+        ),
+        _ if is_reserved(signal) => refuse("the C library reserves it for its own threads"),
+        _ => Ok(()),
+    }
+}
+
+#[cfg(any(target_os = "linux", target_os = "android"))]
+fn max_signal() -> c_int {
+    libc::SIGRTMAX()
+}
+
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+fn max_signal() -> c_int {
+    31
+}
+
+#[cfg(any(target_os = "linux", target_os = "android"))]
+fn is_reserved(signal: c_int) -> bool {
+    // Between the classic signals and SIGRTMIN: glibc's thread signals.
+    signal >= 32 && signal < libc::SIGRTMIN()
+}
+
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+fn is_reserved(_signal: c_int) -> bool {
+    false
+}
+
+/// On the `atexit-signals` thread: the exit run for `signal`, then death.
+fn on_signal(signal: c_int) -> ! {
+    match exit::begin(ExitReason::Signal(signal)) {
+        Begin::Owner => {
+            // From here a second signal ends the process at once.
+            let handled = INSTALLED
+                .lock()
+                .map(|installed| installed.as_ref().map(|i| i.signals.clone()))
+                .unwrap_or_default()
+                .unwrap_or_default();
+            for &other in &handled {
+                sys::restore_default_action(other);
+            }
+            run::run_to_empty(global::shared());
+            exit::finish();
+            die_of(signal)
+        }
+        // Already exiting: this signal is the user insisting.
+        Begin::Nested | Begin::Elsewhere => die_of(signal),
+    }
+}
+
+/// Ends the process by `signal` itself, after writing out buffered output.
+pub(crate) fn die_of(signal: c_int) -> ! {
+    let _ = io::stdout().flush();
+    sys::flush_c_stdio();
+    if let Err(err) = signal_hook::low_level::emulate_default_handler(signal) {
+        let _ = writeln!(
+            io::stderr(),
+            "atexit: could not re-raise signal {signal}: {err}"
+        );
+    }
+    // Still alive: the signal did not end the process (blocked elsewhere,
+    // or ignored by default). Use the shell's convention for it.
+    sys::exit_immediately(128 + signal)
+}

@@ -1,0 +1,497 @@
+//! The ordered store of pending handlers: plain data, no globals, no locks,
+//! no `unsafe`.
+//!
+//! Handlers live in a slab of fixed-size slots threaded on two intrusive
+//! lists: the run order (newest first) and, for zero-sized function types,
+//! one list per function so that `unregister(f)` touches only `f`'s own
+//! registrations. A [`Ticket`] (slot index + stamp) removes one handler in
+//! O(1); a stale ticket is recognised by its stamp and refused.
+
+use std::any::TypeId;
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
+use std::panic::Location;
+
+/// A registered handler, type-erased. Zero-sized closures (function items)
+/// are boxed without allocating.
+pub(crate) type Callback = Box<dyn FnOnce() + Send + 'static>;
+
+/// Where a handler was registered: the site `#[track_caller]` recorded.
+pub(crate) type Site = &'static Location<'static>;
+
+/// "No slot": the end of a list.
+const NIL: u32 = u32::MAX;
+
+/// Registries keep their storage while they are this small, so that a
+/// register/unregister pair on an empty store does not allocate each time.
+const KEEP_SLOTS: usize = 64;
+
+/// Identifies one registration: the slot it lives in and the stamp it got.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Ticket {
+    pub(crate) index: u32,
+    pub(crate) stamp: u32,
+}
+
+/// What is known of a handler besides its code and site; only hooks built
+/// with [`crate::Hook`] options carry it, so plain registrations pay nothing.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Meta {
+    /// The name given with `Hook::name`.
+    pub(crate) name: Option<Cow<'static, str>>,
+    /// With `InChild::Skip`: the process that registered it, the only one
+    /// that may run it.
+    pub(crate) owner_pid: Option<u32>,
+}
+
+/// A handler taken out of the store to be run.
+pub(crate) struct Popped {
+    pub(crate) callback: Callback,
+    pub(crate) site: Site,
+    pub(crate) meta: Option<Meta>,
+}
+
+/// One slab entry, 48 bytes on 64-bit targets. A free slot has no callback
+/// and uses `older` as the free-list link.
+struct Slot {
+    callback: Option<Callback>,
+    site: Site,
+    stamp: u32,
+    /// Neighbours in run order (`newer` runs before this one).
+    newer: u32,
+    older: u32,
+    /// The per-function list this slot is on, or `NIL`.
+    key: u32,
+    key_newer: u32,
+    key_older: u32,
+}
+
+/// `TypeId` is already a hash; feeding it through SipHash would cost more
+/// than the rest of `register`.
+#[derive(Default)]
+pub(crate) struct TypeIdHasher(u64);
+
+impl Hasher for TypeIdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &byte in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(byte);
+        }
+    }
+    fn write_u64(&mut self, value: u64) {
+        self.0 ^= value;
+    }
+    fn write_u32(&mut self, value: u32) {
+        self.0 ^= u64::from(value);
+    }
+}
+
+type FastMap<K, V> = HashMap<K, V, BuildHasherDefault<TypeIdHasher>>;
+
+/// The handler store. See the module docs for its shape.
+#[derive(Default)]
+pub(crate) struct Store {
+    slots: Vec<Slot>,
+    newest: u32,
+    free: u32,
+    live: usize,
+    next_stamp: u32,
+    /// Per-function lists: function type -> index into `key_heads`.
+    keys: FastMap<TypeId, u32>,
+    key_heads: Vec<u32>,
+    /// The last function type registered, to skip the map for runs of the
+    /// same function.
+    last_key: Option<(TypeId, u32)>,
+    meta: FastMap<u32, Meta>,
+}
+
+impl Store {
+    /// An empty store; allocates nothing.
+    pub(crate) const fn new() -> Self {
+        Store {
+            slots: Vec::new(),
+            newest: NIL,
+            free: NIL,
+            live: 0,
+            next_stamp: 0,
+            keys: HashMap::with_hasher(BuildHasherDefault::new()),
+            key_heads: Vec::new(),
+            last_key: None,
+            meta: HashMap::with_hasher(BuildHasherDefault::new()),
+        }
+    }
+
+    /// How many handlers are pending.
+    pub(crate) fn len(&self) -> usize {
+        self.live
+    }
+
+    /// Adds a handler as the newest. `key` is the function type for
+    /// zero-sized callables, so that `remove_function` can find it.
+    pub(crate) fn insert(
+        &mut self,
+        callback: Callback,
+        site: Site,
+        key: Option<TypeId>,
+        meta: Option<Meta>,
+    ) -> Ticket {
+        let stamp = self.next_stamp;
+        self.next_stamp = self.next_stamp.wrapping_add(1);
+        let key = match key {
+            Some(type_id) => self.key_id(type_id),
+            None => NIL,
+        };
+        let key_older = if key == NIL {
+            NIL
+        } else {
+            self.key_heads[key as usize]
+        };
+        let slot = Slot {
+            callback: Some(callback),
+            site,
+            stamp,
+            newer: NIL,
+            older: self.newest,
+            key,
+            key_newer: NIL,
+            key_older,
+        };
+        let index = if self.free == NIL {
+            let index = u32::try_from(self.slots.len())
+                .ok()
+                .filter(|&i| i != NIL)
+                .expect("atexit: more than 4 294 967 294 pending handlers");
+            self.slots.push(slot);
+            index
+        } else {
+            let index = self.free;
+            let reused = &mut self.slots[index as usize];
+            self.free = reused.older;
+            *reused = slot;
+            index
+        };
+        if self.newest != NIL {
+            self.slots[self.newest as usize].newer = index;
+        }
+        self.newest = index;
+        if key != NIL {
+            if key_older != NIL {
+                self.slots[key_older as usize].key_newer = index;
+            }
+            self.key_heads[key as usize] = index;
+        }
+        if let Some(meta) = meta {
+            self.meta.insert(index, meta);
+        }
+        self.live += 1;
+        Ticket { index, stamp }
+    }
+
+    /// Whether `ticket` names a handler that is still pending.
+    pub(crate) fn contains(&self, ticket: Ticket) -> bool {
+        self.slots
+            .get(ticket.index as usize)
+            .is_some_and(|slot| slot.stamp == ticket.stamp && slot.callback.is_some())
+    }
+
+    /// Removes the handler `ticket` names, if it is still pending.
+    pub(crate) fn remove(&mut self, ticket: Ticket) -> Option<Callback> {
+        if !self.contains(ticket) {
+            return None;
+        }
+        let popped = self.take(ticket.index);
+        self.shrink_if_empty();
+        Some(popped.callback)
+    }
+
+    /// Removes every pending handler whose function type is `key`, appending
+    /// their callbacks to `out`; returns how many. Costs time in proportion
+    /// to that function's registrations only.
+    pub(crate) fn remove_function(&mut self, key: TypeId, out: &mut Vec<Callback>) -> usize {
+        let Some(&key_id) = self.keys.get(&key) else {
+            return 0;
+        };
+        let mut removed = 0;
+        let mut index = self.key_heads[key_id as usize];
+        while index != NIL {
+            let older = self.slots[index as usize].key_older;
+            out.push(self.take(index).callback);
+            removed += 1;
+            index = older;
+        }
+        self.shrink_if_empty();
+        removed
+    }
+
+    /// Takes the newest pending handler out, to be run.
+    pub(crate) fn pop_newest(&mut self) -> Option<Popped> {
+        if self.newest == NIL {
+            return None;
+        }
+        let popped = self.take(self.newest);
+        self.shrink_if_empty();
+        Some(popped)
+    }
+
+    /// Removes everything, newest first, appending the callbacks to `out`.
+    pub(crate) fn drain_into(&mut self, out: &mut Vec<Callback>) {
+        out.reserve(self.live);
+        while let Some(popped) = self.pop_newest() {
+            out.push(popped.callback);
+        }
+    }
+
+    /// The registration sites of all pending handlers, newest first.
+    #[cfg(test)]
+    fn sites(&self) -> Vec<Site> {
+        let mut sites = Vec::new();
+        let mut index = self.newest;
+        while index != NIL {
+            let slot = &self.slots[index as usize];
+            sites.push(slot.site);
+            index = slot.older;
+        }
+        sites
+    }
+
+    /// The per-function list id for `type_id`, created on first use.
+    fn key_id(&mut self, type_id: TypeId) -> u32 {
+        if let Some((last, id)) = self.last_key {
+            if last == type_id {
+                return id;
+            }
+        }
+        let next_id = self.key_heads.len() as u32;
+        let id = *self.keys.entry(type_id).or_insert(next_id);
+        if id == next_id {
+            self.key_heads.push(NIL);
+        }
+        self.last_key = Some((type_id, id));
+        id
+    }
+
+    /// Unlinks the occupied slot `index` from both lists and frees it.
+    fn take(&mut self, index: u32) -> Popped {
+        let free = self.free;
+        let slot = &mut self.slots[index as usize];
+        let callback = slot.callback.take().expect("taking a free slot");
+        let (newer, older) = (slot.newer, slot.older);
+        let (key, key_newer, key_older) = (slot.key, slot.key_newer, slot.key_older);
+        let site = slot.site;
+        slot.older = free;
+        slot.key = NIL;
+        self.free = index;
+
+        match newer {
+            NIL => self.newest = older,
+            newer => self.slots[newer as usize].older = older,
+        }
+        if older != NIL {
+            self.slots[older as usize].newer = newer;
+        }
+        if key != NIL {
+            match key_newer {
+                NIL => self.key_heads[key as usize] = key_older,
+                newer => self.slots[newer as usize].key_older = key_older,
+            }
+            if key_older != NIL {
+                self.slots[key_older as usize].key_newer = key_newer;
+            }
+        }
+        let meta = if self.meta.is_empty() {
+            None
+        } else {
+            self.meta.remove(&index)
+        };
+        self.live -= 1;
+        Popped {
+            callback,
+            site,
+            meta,
+        }
+    }
+
+    /// Gives the storage back once nothing is pending, so that memory stays
+    /// proportional to what is live rather than to what once was.
+    fn shrink_if_empty(&mut self) {
+        if self.live == 0 && self.slots.len() > KEEP_SLOTS {
+            self.slots = Vec::new();
+            self.free = NIL;
+            self.newest = NIL;
+            self.keys = FastMap::default();
+            self.key_heads = Vec::new();
+            self.last_key = None;
+            self.meta = FastMap::default();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::{Arc, Mutex};
+
+    #[track_caller]
+    fn here() -> Site {
+        Location::caller()
+    }
+
+    fn recorder() -> (Arc<Mutex<Vec<u32>>>, impl Fn(u32) -> Callback) {
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let make = {
+            let log = Arc::clone(&log);
+            move |n: u32| -> Callback {
+                let log = Arc::clone(&log);
+                Box::new(move || log.lock().unwrap().push(n))
+            }
+        };
+        (log, make)
+    }
+
+    fn run_all(store: &mut Store) {
+        while let Some(popped) = store.pop_newest() {
+            (popped.callback)();
+        }
+    }
+
+    struct KeyA;
+    struct KeyB;
+
+    #[test]
+    fn slots_are_48_bytes() {
+        assert_eq!(std::mem::size_of::<Slot>(), 48);
+    }
+
+    #[test]
+    fn runs_newest_first() {
+        let (log, make) = recorder();
+        let mut store = Store::new();
+        for n in 0..5 {
+            store.insert(make(n), here(), None, None);
+        }
+        assert_eq!(store.len(), 5);
+        run_all(&mut store);
+        assert_eq!(*log.lock().unwrap(), vec![4, 3, 2, 1, 0]);
+        assert_eq!(store.len(), 0);
+    }
+
+    #[test]
+    fn ticket_removes_once_and_stale_tickets_are_refused() {
+        let (log, make) = recorder();
+        let mut store = Store::new();
+        let first = store.insert(make(1), here(), None, None);
+        let middle = store.insert(make(2), here(), None, None);
+        store.insert(make(3), here(), None, None);
+        assert!(store.contains(middle));
+        assert!(store.remove(middle).is_some());
+        assert!(!store.contains(middle));
+        assert!(store.remove(middle).is_none());
+        // The freed slot is reused; the old ticket must not reach the newcomer.
+        let reused = store.insert(make(4), here(), None, None);
+        assert_eq!(reused.index, middle.index);
+        assert!(store.remove(middle).is_none());
+        assert!(store.contains(first));
+        run_all(&mut store);
+        assert_eq!(*log.lock().unwrap(), vec![4, 3, 1]);
+    }
+
+    #[test]
+    fn remove_function_takes_only_that_function() {
+        let (log, make) = recorder();
+        let mut store = Store::new();
+        let a = Some(TypeId::of::<KeyA>());
+        let b = Some(TypeId::of::<KeyB>());
+        store.insert(make(1), here(), a, None);
+        store.insert(make(2), here(), b, None);
+        let a3 = store.insert(make(3), here(), a, None);
+        store.insert(make(4), here(), None, None);
+        store.insert(make(5), here(), a, None);
+        // Removing one of A's by ticket keeps A's list intact.
+        assert!(store.remove(a3).is_some());
+        let mut out = Vec::new();
+        assert_eq!(store.remove_function(TypeId::of::<KeyA>(), &mut out), 2);
+        assert_eq!(out.len(), 2);
+        assert_eq!(store.remove_function(TypeId::of::<KeyA>(), &mut out), 0);
+        assert_eq!(store.len(), 2);
+        run_all(&mut store);
+        assert_eq!(*log.lock().unwrap(), vec![4, 2]);
+    }
+
+    #[test]
+    fn insert_after_pop_keeps_order() {
+        let (log, make) = recorder();
+        let mut store = Store::new();
+        store.insert(make(1), here(), None, None);
+        store.insert(make(2), here(), None, None);
+        let popped = store.pop_newest().unwrap();
+        (popped.callback)();
+        // A handler registered during the run goes before the older ones.
+        store.insert(make(3), here(), None, None);
+        run_all(&mut store);
+        assert_eq!(*log.lock().unwrap(), vec![2, 3, 1]);
+    }
+
+    #[test]
+    fn storage_is_released_once_empty() {
+        let (_log, make) = recorder();
+        let mut store = Store::new();
+        let tickets: Vec<_> = (0..1000)
+            .map(|n| store.insert(make(n), here(), Some(TypeId::of::<KeyA>()), None))
+            .collect();
+        for ticket in &tickets {
+            store.remove(*ticket);
+        }
+        assert_eq!(store.len(), 0);
+        assert_eq!(store.slots.capacity(), 0);
+        // Tickets from before the release stay dead.
+        assert!(!store.contains(tickets[0]));
+        let fresh = store.insert(make(0), here(), None, None);
+        assert!(!store.contains(tickets[0]));
+        assert!(store.contains(fresh));
+    }
+
+    #[test]
+    fn meta_follows_its_slot() {
+        let (_log, make) = recorder();
+        let mut store = Store::new();
+        let meta = Meta {
+            name: Some("flush".into()),
+            owner_pid: None,
+        };
+        store.insert(make(1), here(), None, Some(meta.clone()));
+        store.insert(make(2), here(), None, None);
+        assert!(store.pop_newest().unwrap().meta.is_none());
+        assert_eq!(store.pop_newest().unwrap().meta, Some(meta));
+        assert!(store.meta.is_empty());
+    }
+
+    #[test]
+    fn sites_are_kept_in_run_order() {
+        let (_log, make) = recorder();
+        let mut store = Store::new();
+        let first = here();
+        let second = here();
+        store.insert(make(1), first, None, None);
+        store.insert(make(2), second, None, None);
+        assert_eq!(store.sites(), vec![second, first]);
+    }
+
+    #[test]
+    fn drain_empties_newest_first() {
+        let (log, make) = recorder();
+        let mut store = Store::new();
+        for n in 0..3 {
+            store.insert(make(n), here(), None, None);
+        }
+        let mut out = Vec::new();
+        store.drain_into(&mut out);
+        assert_eq!(store.len(), 0);
+        for callback in out {
+            callback();
+        }
+        assert_eq!(*log.lock().unwrap(), vec![2, 1, 0]);
+    }
+}

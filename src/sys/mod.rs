@@ -1,0 +1,10 @@
+//! Platform dispatch: the only place that talks to the C library, and the
+//! only module allowed `unsafe`.
+
+#[cfg(unix)]
+mod unix;
+#[cfg(unix)]
+pub(crate) use unix::*;
+
+#[cfg(not(unix))]
+compile_error!("the atexit crate supports Unix-like systems (Linux, the BSDs, macOS) only");

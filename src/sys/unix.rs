@@ -1,0 +1,156 @@
+//! The C library's exit machinery, fork hooks and process-ending calls.
+//!
+//! Every callback handed to the C library is `extern "C"` and never lets a
+//! panic escape: handlers run under `catch_unwind` in `run`, and each
+//! callback here catches whatever is left.
+
+use std::io::{self, Write};
+use std::panic::{self, AssertUnwindSafe};
+
+use crate::exit;
+use crate::global;
+
+/// Runs `f`, and if it panics says so on stderr instead of unwinding into C
+/// (which would abort the process and skip the remaining exit entries).
+fn never_unwind(what: &str, f: impl FnOnce()) {
+    if let Err(payload) = panic::catch_unwind(AssertUnwindSafe(f)) {
+        std::mem::forget(payload);
+        let _ = writeln!(io::stderr(), "atexit: internal error in {what}");
+    }
+}
+
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+mod exit_hook {
+    use std::io::{self, Write};
+    use std::os::raw::{c_int, c_void};
+    use std::ptr;
+
+    extern "C" {
+        /// glibc's `on_exit`: like `atexit`, and the callback learns the
+        /// exit status. Not in the `libc` crate.
+        fn on_exit(callback: extern "C" fn(c_int, *mut c_void), arg: *mut c_void) -> c_int;
+    }
+
+    extern "C" fn at_exit(status: c_int, _arg: *mut c_void) {
+        super::never_unwind("the exit run", || {
+            crate::exit::on_process_exit(Some(status))
+        });
+    }
+
+    pub(crate) fn install() {
+        // SAFETY: `at_exit` is a plain function that lives as long as the
+        // program, ignores its argument (null), and never unwinds.
+        let rc = unsafe { on_exit(at_exit, ptr::null_mut()) };
+        if rc != 0 {
+            let _ = writeln!(
+                io::stderr(),
+                "atexit: on_exit failed; handlers will not run at exit"
+            );
+        }
+    }
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+mod exit_hook {
+    use std::io::{self, Write};
+
+    extern "C" fn at_exit() {
+        super::never_unwind("the exit run", || crate::exit::on_process_exit(None));
+    }
+
+    pub(crate) fn install() {
+        // SAFETY: `at_exit` is a plain function that lives as long as the
+        // program and never unwinds.
+        let rc = unsafe { libc::atexit(at_exit) };
+        if rc != 0 {
+            let _ = writeln!(
+                io::stderr(),
+                "atexit: atexit() failed; handlers will not run at exit"
+            );
+        }
+    }
+}
+
+/// Asks the C library to call the exit run when the process exits.
+pub(crate) fn install_exit_hook() {
+    exit_hook::install();
+}
+
+extern "C" fn before_fork() {
+    // Wait for any registration in progress and keep the lock across the
+    // fork, so that the child's copy of the registry is whole. The guard is
+    // leaked on purpose: the hooks below release the lock on both sides.
+    never_unwind("the fork prepare hook", || {
+        std::mem::forget(global::shared().lock());
+    });
+}
+
+fn release_fork_lock() {
+    // SAFETY: `before_fork` ran on this thread just before `fork` and leaked
+    // a guard of this very lock; no other guard can exist (every other
+    // thread that wants it is waiting), so ending that guard's hold here is
+    // what dropping it would have done.
+    unsafe { global::shared().raw_lock().force_unlock() };
+}
+
+extern "C" fn after_fork_in_parent() {
+    release_fork_lock();
+}
+
+extern "C" fn after_fork_in_child() {
+    release_fork_lock();
+    never_unwind("the fork child hook", exit::after_fork_in_child);
+}
+
+/// Keeps the registry lock whole across `fork` (see `before_fork`).
+pub(crate) fn install_fork_hooks() {
+    // SAFETY: the three hooks are plain functions that live as long as the
+    // program and never unwind.
+    let rc = unsafe {
+        libc::pthread_atfork(
+            Some(before_fork),
+            Some(after_fork_in_parent),
+            Some(after_fork_in_child),
+        )
+    };
+    if rc != 0 {
+        let _ = writeln!(
+            io::stderr(),
+            "atexit: pthread_atfork failed; a child forked during a registration may hang at exit"
+        );
+    }
+}
+
+/// The C library's `exit`: from inside an exit handler, glibc carries on
+/// with the entries left and then ends the process with `code`.
+pub(crate) fn exit_process(code: i32) -> ! {
+    // SAFETY: `exit` may be called from any thread; the callers serialise
+    // themselves (see `exit::exit`), and a nested call from an exit handler
+    // is supported by glibc.
+    unsafe { libc::exit(code) }
+}
+
+/// Ends the process now: no handler, no C exit entry, no stdio flush.
+pub(crate) fn exit_immediately(code: i32) -> ! {
+    // SAFETY: `_exit` is async-signal-safe and touches no process state.
+    unsafe { libc::_exit(code) }
+}
+
+/// Writes out whatever C stdio still buffers.
+pub(crate) fn flush_c_stdio() {
+    // SAFETY: `fflush(NULL)` flushes every open output stream; it takes the
+    // stream locks itself.
+    unsafe {
+        libc::fflush(std::ptr::null_mut());
+    }
+}
+
+/// Restores the default action of `signal`, so that the next one ends the
+/// process at once.
+pub(crate) fn restore_default_action(signal: i32) {
+    // SAFETY: installing `SIG_DFL` has no preconditions; `signal` was
+    // validated when it was first handled.
+    unsafe {
+        libc::signal(signal, libc::SIG_DFL);
+    }
+}
