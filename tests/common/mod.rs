@@ -1,0 +1,212 @@
+//! Shared by the test binaries that run real child processes: start a
+//! child, wait for it with a deadline (a hang fails fast), and read what it
+//! printed, how it ended, and of which signal it died.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read};
+use std::os::unix::process::ExitStatusExt;
+use std::path::PathBuf;
+use std::process::{Child, ChildStdout, Command, ExitStatus, Stdio};
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+/// How long any child may take before the test calls it hung.
+pub const DEADLINE: Duration = Duration::from_secs(20);
+
+/// What a finished child did.
+#[derive(Debug)]
+pub struct Outcome {
+    pub stdout: String,
+    pub stderr: String,
+    /// The exit code, if it exited.
+    pub code: Option<i32>,
+    /// The signal that killed it, if one did.
+    pub signal: Option<i32>,
+}
+
+impl Outcome {
+    /// stderr without the lines of Rust's default panic message (`thread
+    /// '..' panicked at ..`, the message, the backtrace note), which carry
+    /// thread ids that change from run to run. See `panic_messages`.
+    pub fn stderr_without_panics(&self) -> Vec<String> {
+        let mut lines = Vec::new();
+        let mut skip = 0;
+        for line in self.stderr.lines() {
+            if line.starts_with("thread '") && line.contains("' panicked at ") {
+                skip = 1; // the message line follows
+                continue;
+            }
+            if skip > 0 {
+                skip -= 1;
+                continue;
+            }
+            if line.starts_with("note: run with `RUST_BACKTRACE=1`") || line.is_empty() {
+                continue;
+            }
+            lines.push(line.to_owned());
+        }
+        lines
+    }
+
+    /// The `(location, message)` of every panic message on stderr, in order.
+    pub fn panic_messages(&self) -> Vec<(String, String)> {
+        let mut found = Vec::new();
+        let mut lines = self.stderr.lines();
+        while let Some(line) = lines.next() {
+            if let Some(at) = line.split("' panicked at ").nth(1) {
+                let location = at.trim_end_matches(':').to_owned();
+                let message = lines.next().unwrap_or_default().to_owned();
+                found.push((location, message));
+            }
+        }
+        found
+    }
+}
+
+/// A command for a built example (`target/<profile>/examples/<name>`).
+pub fn example(name: &str) -> Command {
+    let mut dir: PathBuf = std::env::current_exe().expect("test binary path");
+    dir.pop(); // the test binary
+    if dir.ends_with("deps") {
+        dir.pop();
+    }
+    let path = dir.join("examples").join(name);
+    assert!(
+        path.exists(),
+        "example {name} is not built at {}; `cargo test` builds examples",
+        path.display()
+    );
+    let mut command = Command::new(path);
+    quiet_panics(&mut command);
+    command
+}
+
+/// The same binary as this test, in scenario `name` (it re-executes itself).
+pub fn scenario(marker: &str, name: &str) -> Command {
+    let mut command = Command::new(std::env::current_exe().expect("test binary path"));
+    command.env(marker, name);
+    quiet_panics(&mut command);
+    command
+}
+
+/// No backtraces in children: their stderr is compared exactly.
+fn quiet_panics(command: &mut Command) {
+    command.env("RUST_BACKTRACE", "0").env_remove("RUST_LIB_BACKTRACE");
+}
+
+/// Runs `command` to completion (or kills it at `DEADLINE` and panics).
+pub fn run(mut command: Command) -> Outcome {
+    command.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    let child = command.spawn().expect("spawn child");
+    finish(child, None)
+}
+
+/// A child that has said `READY` on stdout and waits for the test to act.
+pub struct Running {
+    pub child: Child,
+    stdout: BufReader<ChildStdout>,
+    /// stdout up to and including the `READY` line.
+    before_ready: String,
+}
+
+impl Running {
+    pub fn pid(&self) -> i32 {
+        self.child.id() as i32
+    }
+
+    /// Sends `signal` to the child.
+    pub fn signal(&self, signal: i32) {
+        // SAFETY: kill(2) on a pid we own and have not reaped yet.
+        let rc = unsafe { libc::kill(self.pid(), signal) };
+        assert_eq!(rc, 0, "kill({}, {signal})", self.pid());
+    }
+
+    /// Reads one more stdout line (blocking), without its newline.
+    pub fn read_line(&mut self) -> String {
+        let mut line = String::new();
+        self.stdout.read_line(&mut line).expect("read child stdout");
+        line.trim_end_matches('\n').to_owned()
+    }
+
+    /// Waits for the child to end (or kills it at `DEADLINE` and panics).
+    pub fn finish(self) -> Outcome {
+        let Running {
+            mut child,
+            stdout,
+            before_ready,
+        } = self;
+        child.stdout = None;
+        let mut outcome = finish(child, Some(stdout));
+        outcome.stdout.insert_str(0, &before_ready);
+        outcome
+    }
+}
+
+/// Starts `command` and waits for its `READY` line.
+pub fn start(mut command: Command) -> Running {
+    command.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    let mut child = command.spawn().expect("spawn child");
+    let mut stdout = BufReader::new(child.stdout.take().expect("piped stdout"));
+    let mut before_ready = String::new();
+    let started = Instant::now();
+    loop {
+        let mut line = String::new();
+        let read = stdout.read_line(&mut line).expect("read child stdout");
+        if read == 0 {
+            let outcome = finish(child, None);
+            panic!("child ended before READY: {outcome:?}; stdout so far {before_ready:?}");
+        }
+        before_ready.push_str(&line);
+        if line.trim_end() == "READY" {
+            break;
+        }
+        assert!(started.elapsed() < DEADLINE, "no READY within {DEADLINE:?}");
+    }
+    Running {
+        child,
+        stdout,
+        before_ready,
+    }
+}
+
+fn reader<R: Read + Send + 'static>(source: Option<R>) -> JoinHandle<String> {
+    thread::spawn(move || {
+        let mut text = String::new();
+        if let Some(mut source) = source {
+            let mut bytes = Vec::new();
+            let _ = source.read_to_end(&mut bytes);
+            text = String::from_utf8_lossy(&bytes).into_owned();
+        }
+        text
+    })
+}
+
+fn finish(mut child: Child, stdout: Option<BufReader<ChildStdout>>) -> Outcome {
+    let out = match stdout {
+        Some(stdout) => reader(Some(stdout)),
+        None => reader(child.stdout.take()),
+    };
+    let err = reader(child.stderr.take());
+    let status = wait_with_deadline(&mut child);
+    Outcome {
+        stdout: out.join().expect("stdout reader"),
+        stderr: err.join().expect("stderr reader"),
+        code: status.code(),
+        signal: status.signal(),
+    }
+}
+
+fn wait_with_deadline(child: &mut Child) -> ExitStatus {
+    let started = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().expect("wait for child") {
+            return status;
+        }
+        if started.elapsed() > DEADLINE {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("child {} hung: killed after {DEADLINE:?}", child.id());
+        }
+        thread::sleep(Duration::from_millis(5));
+    }
+}
