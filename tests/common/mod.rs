@@ -32,7 +32,7 @@ impl Outcome {
         let mut lines = Vec::new();
         let mut skip = 0;
         for line in self.stderr.lines() {
-            if line.starts_with("thread '") && line.contains("' panicked at ") {
+            if panic_header(line).is_some() {
                 skip = 1; // the message line follows
                 continue;
             }
@@ -53,7 +53,7 @@ impl Outcome {
         let mut found = Vec::new();
         let mut lines = self.stderr.lines();
         while let Some(line) = lines.next() {
-            if let Some(at) = line.split("' panicked at ").nth(1) {
+            if let Some(at) = panic_header(line) {
                 let location = at.trim_end_matches(':').to_owned();
                 let message = lines.next().unwrap_or_default().to_owned();
                 found.push((location, message));
@@ -91,13 +91,24 @@ pub fn scenario(marker: &str, name: &str) -> Command {
 
 /// No backtraces in children: their stderr is compared exactly.
 fn quiet_panics(command: &mut Command) {
-    command.env("RUST_BACKTRACE", "0").env_remove("RUST_LIB_BACKTRACE");
+    command
+        .env("RUST_BACKTRACE", "0")
+        .env_remove("RUST_LIB_BACKTRACE");
 }
 
 /// Runs `command` to completion (or kills it at `DEADLINE` and panics).
 pub fn run(mut command: Command) -> Outcome {
-    command.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
     let child = command.spawn().expect("spawn child");
+    finish(child, None)
+}
+
+/// Waits for a child spawned by the caller (with piped stdout/stderr, or
+/// with them already taken) and collects what it printed.
+pub fn finish_child(child: Child) -> Outcome {
     finish(child, None)
 }
 
@@ -144,7 +155,10 @@ impl Running {
 
 /// Starts `command` and waits for its `READY` line.
 pub fn start(mut command: Command) -> Running {
-    command.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
     let mut child = command.spawn().expect("spawn child");
     let mut stdout = BufReader::new(child.stdout.take().expect("piped stdout"));
     let mut before_ready = String::new();
@@ -209,4 +223,16 @@ fn wait_with_deadline(child: &mut Child) -> ExitStatus {
         }
         thread::sleep(Duration::from_millis(5));
     }
+}
+
+/// The `LOCATION:` part of a panic message's first line, in both of Rust's
+/// forms: `thread 'main' panicked at ..` and, in newer toolchains, with the
+/// thread id: `thread 'main' (12345) panicked at ..`.
+pub fn panic_header(line: &str) -> Option<&str> {
+    if !line.starts_with("thread '") {
+        return None;
+    }
+    line.split_once("' panicked at ")
+        .or_else(|| line.split_once(") panicked at "))
+        .map(|(_, at)| at)
 }
