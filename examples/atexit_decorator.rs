@@ -1,5 +1,7 @@
-//! Twin of `atexit_decorator.py`: a function registered by the attribute
-//! before `main` starts, run when `main` returns.
+//! Twin of PyMOTW's `atexit_decorator.py`: `#[atexit::register]`, Python's
+//! `@atexit.register`, registers the function before `main` starts.
+//!
+//! Prints `starting main program`, then `all_done()` when `main` returns.
 
 #[atexit::register]
 fn all_done() {

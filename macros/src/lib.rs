@@ -3,7 +3,7 @@
 use proc_macro::TokenStream;
 use quote::{format_ident, quote};
 use syn::spanned::Spanned;
-use syn::{parse_macro_input, Error, ItemFn};
+use syn::{parse_macro_input, Error, Item, ItemFn};
 
 /// Registers a function with no parameters as an exit handler before `main`
 /// starts. See `atexit::register` (the attribute) in the `atexit` crate.
@@ -19,7 +19,17 @@ pub fn register(attr: TokenStream, item: TokenStream) -> TokenStream {
         .to_compile_error()
         .into();
     }
-    let function = parse_macro_input!(item as ItemFn);
+    let function = match parse_macro_input!(item as Item) {
+        Item::Fn(function) => function,
+        other => {
+            return Error::new(
+                other.span(),
+                "#[atexit::register] goes on a function: `fn name() { .. }`",
+            )
+            .to_compile_error()
+            .into()
+        }
+    };
     match expand(function) {
         Ok(tokens) => tokens.into(),
         Err(error) => error.to_compile_error().into(),

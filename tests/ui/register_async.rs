@@ -1,0 +1,4 @@
+#[atexit::register]
+async fn cleanup() {}
+
+fn main() {}

@@ -1,0 +1,4 @@
+#[atexit::register(name = "db")]
+fn cleanup() {}
+
+fn main() {}

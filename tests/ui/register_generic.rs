@@ -1,0 +1,6 @@
+#[atexit::register]
+fn cleanup<T: Default>() {
+    let _ = T::default();
+}
+
+fn main() {}

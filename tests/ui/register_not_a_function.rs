@@ -1,0 +1,4 @@
+#[atexit::register]
+struct Cleanup;
+
+fn main() {}

@@ -1,0 +1,6 @@
+#[atexit::register]
+fn cleanup() -> i32 {
+    0
+}
+
+fn main() {}

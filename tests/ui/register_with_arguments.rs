@@ -1,0 +1,6 @@
+#[atexit::register]
+fn cleanup(name: &str) {
+    println!("{name}");
+}
+
+fn main() {}

@@ -1,0 +1,4 @@
+fn main() {
+    let name = String::from("db");
+    atexit::unregister(move || drop(name));
+}

@@ -1,0 +1,6 @@
+fn flush() {}
+
+fn main() {
+    let pointer: fn() = flush;
+    atexit::unregister(pointer);
+}
