@@ -53,7 +53,9 @@ impl Shared {
 
     pub(crate) fn remove(&self, ticket: Ticket) -> bool {
         let removed = self.lock().remove(ticket);
-        removed.is_some()
+        let found = removed.is_some();
+        drop(removed);
+        found
     }
 
     pub(crate) fn contains(&self, ticket: Ticket) -> bool {
@@ -61,8 +63,10 @@ impl Shared {
     }
 
     pub(crate) fn remove_function(&self, key: TypeId) -> usize {
+        // Dropped after the lock is released: captured values run user code.
         let mut removed = Vec::new();
         let count = self.lock().remove_function(key, &mut removed);
+        drop(removed);
         count
     }
 
@@ -73,6 +77,7 @@ impl Shared {
     pub(crate) fn clear(&self) {
         let mut removed = Vec::new();
         self.lock().drain_into(&mut removed);
+        drop(removed);
     }
 
     pub(crate) fn pop(&self) -> Option<Popped> {
@@ -204,6 +209,13 @@ impl Registry {
     /// does not run. Called from inside one of this registry's handlers, it
     /// returns `Ok(())` at once and the outer run carries on.
     ///
+    /// ```
+    /// let registry = atexit::Registry::new();
+    /// registry.register(|| println!("ran"));
+    /// registry.run().unwrap();
+    /// assert_eq!(registry.pending(), 0);
+    /// ```
+    ///
     /// # Errors
     ///
     /// [`RunError`] lists the handlers that panicked; all others ran.
@@ -212,11 +224,27 @@ impl Registry {
     }
 
     /// How many handlers are pending.
+    ///
+    /// ```
+    /// let registry = atexit::Registry::new();
+    /// let handle = registry.register(|| {});
+    /// assert_eq!(registry.pending(), 1);
+    /// handle.unregister();
+    /// assert_eq!(registry.pending(), 0);
+    /// ```
     pub fn pending(&self) -> usize {
         self.shared.pending()
     }
 
-    /// Removes every pending handler without running it.
+    /// Removes every pending handler without running it (captured values
+    /// are dropped).
+    ///
+    /// ```
+    /// let registry = atexit::Registry::new();
+    /// registry.register(|| unreachable!());
+    /// registry.clear();
+    /// drop(registry); // runs nothing
+    /// ```
     pub fn clear(&self) {
         self.shared.clear();
     }
