@@ -95,6 +95,8 @@ pub fn handle_signals_for(signals: &[c_int]) -> Result<(), Error> {
         Some(installed) => {
             for &signal in signals {
                 if !installed.signals.contains(&signal) {
+                    sys::end_forked_children_on(signal, std::process::id())
+                        .map_err(|err| setup_error(signal, &err))?;
                     installed
                         .handle
                         .add_signal(signal)
@@ -104,6 +106,10 @@ pub fn handle_signals_for(signals: &[c_int]) -> Result<(), Error> {
             }
         }
         None => {
+            for &signal in signals {
+                sys::end_forked_children_on(signal, std::process::id())
+                    .map_err(|err| setup_error(signal, &err))?;
+            }
             let mut receiver =
                 Signals::new(signals).map_err(|err| setup_error(signals[0], &err))?;
             let handle = receiver.handle();
@@ -207,12 +213,9 @@ fn on_signal(signal: c_int) -> ! {
 pub(crate) fn die_of(signal: c_int) -> ! {
     let _ = io::stdout().flush();
     sys::flush_c_stdio();
-    if let Err(err) = signal_hook::low_level::emulate_default_handler(signal) {
-        let _ = writeln!(
-            io::stderr(),
-            "atexit: could not re-raise signal {signal}: {err}"
-        );
-    }
+    // Not `signal_hook::low_level::emulate_default_handler`: it refuses
+    // real-time signals, which `handle_signals_for` accepts.
+    sys::raise_default(signal);
     // Still alive: the signal did not end the process (blocked elsewhere,
     // or ignored by default). Use the shell's convention for it.
     sys::exit_immediately(128 + signal)

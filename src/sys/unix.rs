@@ -137,6 +137,7 @@ pub(crate) fn exit_immediately(code: i32) -> ! {
 }
 
 /// Writes out whatever C stdio still buffers.
+#[cfg(feature = "signal")]
 pub(crate) fn flush_c_stdio() {
     // SAFETY: `fflush(NULL)` flushes every open output stream; it takes the
     // stream locks itself.
@@ -147,10 +148,44 @@ pub(crate) fn flush_c_stdio() {
 
 /// Restores the default action of `signal`, so that the next one ends the
 /// process at once.
+#[cfg(feature = "signal")]
 pub(crate) fn restore_default_action(signal: i32) {
     // SAFETY: installing `SIG_DFL` has no preconditions; `signal` was
     // validated when it was first handled.
     unsafe {
         libc::signal(signal, libc::SIG_DFL);
+    }
+}
+
+/// Adds to `signal` an action that, in a process other than `owner` (a
+/// child made by `fork`, where no `atexit-signals` thread listens), ends the
+/// process by the signal at once instead of letting it vanish.
+#[cfg(feature = "signal")]
+pub(crate) fn end_forked_children_on(signal: i32, owner: u32) -> io::Result<()> {
+    // SAFETY: the action calls only getpid, signal, sigemptyset, sigaddset,
+    // pthread_sigmask and raise, all async-signal-safe, and allocates nothing.
+    unsafe {
+        signal_hook::low_level::register(signal, move || {
+            if libc::getpid() as u32 != owner {
+                raise_default(signal);
+            }
+        })
+    }
+    .map(drop)
+}
+
+/// Restores the default action of `signal`, unblocks it and raises it on
+/// this thread: for a terminating signal, the process dies of it here.
+#[cfg(feature = "signal")]
+pub(crate) fn raise_default(signal: i32) {
+    restore_default_action(signal);
+    // SAFETY: `sigemptyset` initialises the zeroed set before use; unblocking
+    // and raising a validated signal number have no other preconditions.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, signal);
+        libc::pthread_sigmask(libc::SIG_UNBLOCK, &set, std::ptr::null_mut());
+        libc::raise(signal);
     }
 }
