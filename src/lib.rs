@@ -100,6 +100,7 @@ mod error;
 mod exit;
 mod global;
 mod hook;
+mod join;
 mod registry;
 mod run;
 #[cfg(feature = "signal")]
@@ -116,6 +117,7 @@ pub use args::Args;
 pub use error::{Error, Failure, RunError};
 pub use exit::ExitReason;
 pub use hook::{Handle, Hook, InChild};
+pub use join::join_at_exit;
 pub use registry::Registry;
 #[cfg(feature = "signal")]
 pub use signal::{handle_signals, handle_signals_for};
