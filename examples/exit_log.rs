@@ -36,12 +36,14 @@ fn main() {
 
     let guard = init_logging(&dir, slow_disk);
     if with_handler {
-        atexit::register(move || {
-            // The exiting thread's thread-locals are already destroyed, and
-            // `tracing-subscriber` formats in one: log from a fresh thread.
-            let _ = thread::spawn(|| tracing::info!("exiting")).join();
+        // On a new thread: the exiting thread's thread-locals are already
+        // destroyed, and `tracing-subscriber` formats each event in one.
+        atexit::Hook::new(move || {
+            tracing::info!("exiting");
             drop(guard); // waits for the worker to write every queued line
-        });
+        })
+        .on_new_thread()
+        .register();
         run()
     } else {
         // Dropped when `main` returns, which it never does.

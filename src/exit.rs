@@ -97,6 +97,17 @@ pub(crate) fn begin(reason: ExitReason) -> Begin {
     Begin::Owner
 }
 
+/// Whether this thread owns the exit run (for `run::on_new_thread`).
+pub(crate) fn owns_exit_run() -> bool {
+    OWNER_HERE.get()
+}
+
+/// Makes a helper thread stand in for the owner of the exit run, so that
+/// `exit` from a hook on it carries the run on instead of waiting forever.
+pub(crate) fn set_owns_exit_run(owns: bool) {
+    OWNER_HERE.set(owns);
+}
+
 /// Marks the run over: nothing runs any more on our behalf.
 pub(crate) fn finish() {
     deadline::stop();

@@ -6,7 +6,8 @@ use std::sync::Weak;
 
 use crate::global;
 use crate::registry::{function_key, Shared};
-use crate::store::{Meta, Ticket};
+use crate::run;
+use crate::store::{Callback, Meta, Ticket};
 
 /// Which registry a [`Handle`] belongs to.
 #[derive(Clone)]
@@ -122,6 +123,7 @@ pub struct Hook<F> {
     callback: F,
     name: Option<Cow<'static, str>>,
     in_child: InChild,
+    new_thread: bool,
 }
 
 impl<F> Hook<F>
@@ -134,6 +136,7 @@ where
             callback: f,
             name: None,
             in_child: InChild::Run,
+            new_thread: false,
         }
     }
 
@@ -150,6 +153,28 @@ where
         self
     }
 
+    /// Runs the hook on a thread of its own, which the exit run waits for.
+    ///
+    /// When the process exits, the exiting thread's thread-locals are
+    /// destroyed before any handler runs, so a handler that uses one there
+    /// panics ("cannot access a Thread Local Storage value during or after
+    /// destruction"). Libraries keep state in thread-locals without saying
+    /// so — `tracing` subscribers format each event in one — so a hook that
+    /// logs, or calls such a library, should run on a new thread. A panic
+    /// there is reported like any other; if no thread can be started, the
+    /// hook runs on the exiting thread.
+    ///
+    /// ```
+    /// atexit::Hook::new(|| println!("on a thread with fresh thread-locals"))
+    ///     .on_new_thread()
+    ///     .register();
+    /// # atexit::clear();
+    /// ```
+    pub fn on_new_thread(mut self) -> Self {
+        self.new_thread = true;
+        self
+    }
+
     /// Registers the hook in the process-wide registry, like
     /// [`register`](crate::register).
     #[track_caller]
@@ -162,8 +187,14 @@ where
             name: self.name,
             owner_pid,
         });
+        let callback = self.callback;
+        let callback: Callback = if self.new_thread {
+            Box::new(move || run::on_new_thread(callback))
+        } else {
+            Box::new(callback)
+        };
         global::register(
-            Box::new(self.callback),
+            callback,
             std::panic::Location::caller(),
             function_key::<F>(),
             meta,
@@ -176,6 +207,7 @@ impl<F> fmt::Debug for Hook<F> {
         f.debug_struct("Hook")
             .field("name", &self.name)
             .field("in_child", &self.in_child)
+            .field("new_thread", &self.new_thread)
             .finish_non_exhaustive()
     }
 }

@@ -9,9 +9,12 @@ use std::any::Any;
 use std::cell::Cell;
 use std::io::{self, Write};
 use std::panic::{self, AssertUnwindSafe};
+use std::sync::{Arc, Mutex};
+use std::thread;
 
 use crate::deadline;
 use crate::error::{describe, Failure, RunError};
+use crate::exit;
 use crate::registry::Shared;
 use crate::store::Popped;
 
@@ -86,6 +89,46 @@ fn run_one(popped: Popped, report: Report) -> Option<Failure> {
         );
     }
     Some(failure)
+}
+
+/// Runs `f` on a new thread and waits for it, carrying over what this
+/// thread is running (so nested runs and exits behave as they would here).
+/// A panic in `f` is re-raised here, to be caught and reported by the run.
+pub(crate) fn on_new_thread<F: FnOnce() + Send + 'static>(f: F) {
+    let slot = Arc::new(Mutex::new(Some(f)));
+    let running = RUNNING.get();
+    let owns_exit = exit::owns_exit_run();
+    let spawned = {
+        let slot = Arc::clone(&slot);
+        thread::Builder::new()
+            .name("atexit-hook".into())
+            .spawn(move || {
+                RUNNING.set(running);
+                exit::set_owns_exit_run(owns_exit);
+                if let Some(f) = take(&slot) {
+                    f();
+                }
+            })
+    };
+    match spawned {
+        Ok(thread) => {
+            if let Err(payload) = thread.join() {
+                panic::resume_unwind(payload);
+            }
+        }
+        // No thread to be had: run it here rather than not at all.
+        Err(_) => {
+            if let Some(f) = take(&slot) {
+                f();
+            }
+        }
+    }
+}
+
+fn take<F>(slot: &Mutex<Option<F>>) -> Option<F> {
+    slot.lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+        .take()
 }
 
 /// The text of a panic payload: `&str` and `String` payloads as they are.

@@ -254,4 +254,31 @@ const CHECKS: &[(&str, Check)] = &[
         assert_eq!(out.stdout, "pending after clear: 0\nafter clear\n");
         assert_eq!(out.code, Some(0));
     }),
+    ("new_thread_hook", |out| {
+        assert_eq!(
+            out.stdout,
+            "on Some(\"atexit-hook\"), thread-local holds 0\ninside the exit run: true\nolder\n"
+        );
+        assert_eq!(out.stderr, "");
+        assert_eq!(out.code, Some(0));
+    }),
+    ("new_thread_hook_panics", |out| {
+        assert_eq!(out.stdout, "older\n");
+        assert_eq!(out.panic_messages().len(), 1, "{}", out.stderr);
+        assert_eq!(out.panic_messages()[0].1, "failed on its own thread");
+        let rest = out.stderr_without_panics();
+        assert_eq!(rest.len(), 1, "{rest:?}");
+        assert!(
+            rest[0].starts_with(
+                "atexit: exit handler `worker` (registered at tests/process/scenarios.rs:"
+            ),
+            "{rest:?}"
+        );
+        assert_eq!(out.code, Some(0));
+    }),
+    ("new_thread_hook_exits", |out| {
+        assert_eq!(out.stdout, "older still runs\n");
+        assert_eq!(out.stderr, "");
+        assert_eq!(out.code, Some(8));
+    }),
 ];

@@ -151,6 +151,33 @@ pub fn play(name: &str) -> Result<(), String> {
             println!("pending after clear: {}", atexit::pending());
             atexit::register(say("after clear"));
         }
+        "new_thread_hook" => {
+            thread_local! {
+                static LOCAL: Vec<u8> = const { Vec::new() };
+            }
+            LOCAL.with(|_| {});
+            atexit::register(say("older"));
+            atexit::Hook::new(|| {
+                let name = std::thread::current().name().map(str::to_owned);
+                LOCAL.with(|local| println!("on {name:?}, thread-local holds {}", local.len()));
+                println!("inside the exit run: {}", atexit::is_exiting());
+            })
+            .on_new_thread()
+            .register();
+        }
+        "new_thread_hook_panics" => {
+            atexit::register(say("older"));
+            atexit::Hook::new(|| panic!("failed on its own thread"))
+                .name("worker")
+                .on_new_thread()
+                .register();
+        }
+        "new_thread_hook_exits" => {
+            atexit::register(say("older still runs"));
+            atexit::Hook::new(|| atexit::exit(8))
+                .on_new_thread()
+                .register();
+        }
         "stdout_closed" => {
             atexit::register(|| {
                 let _ = writeln!(std::io::stderr(), "older ran");
