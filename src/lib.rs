@@ -44,11 +44,15 @@
 //! | `libc::_exit(n)` | no | `n` |
 //! | SIGKILL, power loss, a fault (SIGSEGV ...) | no | killed by that signal |
 //! | a child made by `fork` exiting | yes, all but [`InChild::Skip`] hooks | its own |
+//! | a handled signal sent to a child made by `fork` | no | killed by that signal |
+//! | the [`set_deadline`] budget runs out | the rest are skipped | the status it would have had |
 //!
 //! Handlers run on the thread that ends the process. Other threads keep
 //! running meanwhile: unlike CPython, Rust does not join any thread before
 //! exiting, so a handler that needs a worker finished must tell it to stop
-//! and join it.
+//! and join it ([`join_at_exit`]). That thread's thread-locals are already
+//! destroyed when handlers run; a hook that needs them (a `tracing` call
+//! does) runs on a thread of its own with [`Hook::on_new_thread`].
 //!
 //! # Defined where Python leaves it undefined
 //!
@@ -71,6 +75,26 @@
 //! - Handlers that print with `println!` while stdout is closed panic; that
 //!   is reported like any panic and older handlers still run. The crate's
 //!   own reports never panic.
+//!
+//! # Signals
+//!
+//! Without help, SIGINT, SIGTERM and SIGHUP kill a process without running
+//! any handler. After [`handle_signals`], they run the handlers (newest
+//! first, on the `atexit-signals` thread, never in signal context) and the
+//! process then dies of that same signal, so a supervisor sees "killed by
+//! SIGTERM". A second handled signal during the run ends the process at
+//! once. [`set_deadline`] bounds the whole run; [`reason`] tells a handler
+//! why the process is ending.
+//!
+//! # Recipes
+//!
+//! The `examples/` directory holds one program per everyday use, each with a
+//! process test: commit a SQLite transaction and remove a temp file
+//! (`sqlite_cleanup`), keep the last lines of a non-blocking log writer
+//! (`exit_log`, with [`Hook::on_new_thread`] for a hook that logs), save
+//! settings with write-then-rename also on SIGTERM (`save_config`), pass
+//! arguments (`partial_args`, [`register_with`]), and wait for worker
+//! threads with a time limit (`wait_for_threads`, [`join_at_exit`]).
 //!
 //! # Python to Rust
 //!
