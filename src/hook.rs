@@ -16,7 +16,7 @@ pub(crate) enum Owner {
     Local(Weak<Shared>),
 }
 
-/// One registration. Returned by [`register`](crate::register) and friends.
+/// One registration. Returned by [`register`](crate::register()) and friends.
 ///
 /// Dropping a `Handle` keeps the registration: ignoring it is the normal
 /// case. Keep it to cancel exactly this registration later, in O(1).
@@ -176,7 +176,7 @@ where
     }
 
     /// Registers the hook in the process-wide registry, like
-    /// [`register`](crate::register).
+    /// [`register`](crate::register()).
     #[track_caller]
     pub fn register(self) -> Handle {
         let owner_pid = match self.in_child {

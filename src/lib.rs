@@ -100,7 +100,7 @@
 //!
 //! | Python | Rust |
 //! | --- | --- |
-//! | `atexit.register(func)` | [`register(func)`](register) |
+//! | `atexit.register(func)` | [`register(func)`](register()) |
 //! | `atexit.register(func, *args)` | [`register_with(func, args)`](register_with) |
 //! | `@atexit.register` | [`#[atexit::register]`](macro@register) |
 //! | `atexit.unregister(func)` | [`unregister(func)`](unregister), or [`Handle::unregister`] |
@@ -233,14 +233,14 @@ where
 }
 
 /// Removes every pending registration of the function `func` (by
-/// [`register`], [`register_with`] or [`Hook`]); returns how many. Python's
+/// [`register`](register()), [`register_with`] or [`Hook`]); returns how many. Python's
 /// `atexit.unregister(func)`: removing a function that is not registered is
 /// not an error, it returns 0.
 ///
 /// `func` is a function item or a non-capturing closure value: any
 /// zero-sized function type, whatever its parameters. A capturing closure
 /// (or a function pointer) cannot be matched and is a compile-time error;
-/// keep the [`Handle`] that [`register`] returned and call
+/// keep the [`Handle`] that [`register`](register()) returned and call
 /// [`Handle::unregister`] instead.
 ///
 /// ```
