@@ -140,7 +140,9 @@ pub(crate) fn on_process_exit(status: Option<i32>) {
 /// The code `set_failure_code` asks for, if it applies to this exit.
 fn failure_override(status: Option<i32>, failures: &[Failure]) -> Option<i32> {
     let packed = FAILURE_CODE.load(Ordering::Relaxed);
-    (packed != 0 && status == Some(0) && !failures.is_empty()).then_some(packed as u32 as i32)
+    // Only the low byte reaches the parent: `exit(256)` is a success too.
+    let succeeded = status.is_some_and(|status| status & 0xff == 0);
+    (packed != 0 && succeeded && !failures.is_empty()).then_some(packed as u32 as i32)
 }
 
 pub(crate) fn set_failure_code(code: Option<i32>) {

@@ -43,7 +43,7 @@ pub(crate) fn register(
 fn arm_exit_hook() {
     // Fork hooks first and outside our lock: `pthread_atfork` takes the C
     // library's fork lock, which `fork` holds while calling our prepare hook.
-    FORK_HOOKS.call_once(sys::install_fork_hooks);
+    ensure_fork_hooks();
     // Arming under the registry lock serialises it with other first
     // registrations and with `fork` (whose prepare hook takes this lock).
     let _store = GLOBAL.lock();
@@ -51,6 +51,11 @@ fn arm_exit_hook() {
         sys::install_exit_hook();
         EXIT_HOOK_ARMED.store(true, Ordering::Release);
     }
+}
+
+/// Installs the hooks that hold every registry lock across `fork`.
+pub(crate) fn ensure_fork_hooks() {
+    FORK_HOOKS.call_once(sys::install_fork_hooks);
 }
 
 /// Called when the exit run is over.

@@ -372,7 +372,9 @@ pub fn set_deadline(budget: Duration) {
 /// that would have exited with status 0 exits with `code` instead (a
 /// non-zero status or a death by signal stays as it was). `None`, the
 /// default, leaves the status alone, as Python does. Needs the exit status
-/// from the platform (glibc); elsewhere it has no effect.
+/// from the platform (glibc); elsewhere it has no effect. Only the low byte
+/// of a status reaches the parent: an exit with 256 counts as a success, and
+/// `Some(256)` would turn a failure into 0 (use 1 to 255).
 ///
 /// ```
 /// atexit::set_failure_code(Some(70));

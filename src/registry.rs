@@ -4,7 +4,7 @@
 use std::any::TypeId;
 use std::fmt;
 use std::mem::size_of;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 
 use spin::mutex::{SpinMutex, SpinMutexGuard};
 use spin::relax::Yield;
@@ -85,6 +85,23 @@ impl Shared {
     }
 }
 
+/// Every `Registry` alive, so that the fork hooks can hold all their locks
+/// across `fork` (a library may keep one in a static and use it from
+/// several threads). Dead entries are pruned as new ones arrive.
+static LIVE_REGISTRIES: SpinMutex<Vec<Weak<Shared>>, Yield> = SpinMutex::new(Vec::new());
+
+/// The list of live registries, for the fork hooks in `sys`.
+pub(crate) fn live_registries() -> &'static SpinMutex<Vec<Weak<Shared>>, Yield> {
+    &LIVE_REGISTRIES
+}
+
+fn track(shared: &Arc<Shared>) {
+    crate::global::ensure_fork_hooks();
+    let mut live = LIVE_REGISTRIES.lock();
+    live.retain(|registry| registry.strong_count() > 0);
+    live.push(Arc::downgrade(shared));
+}
+
 /// The key under which `unregister(f)` finds registrations of `F`: only
 /// zero-sized callables (function items, non-capturing closures) have one.
 pub(crate) fn function_key<F: 'static>() -> Option<TypeId> {
@@ -131,12 +148,13 @@ pub struct Registry {
 }
 
 impl Registry {
-    /// An empty registry. Allocates only the shared header.
+    /// An empty registry. Allocates only the shared header; the first one
+    /// also installs the fork hooks that keep registries whole in a child.
     #[must_use]
     pub fn new() -> Self {
-        Registry {
-            shared: Arc::new(Shared::new()),
-        }
+        let shared = Arc::new(Shared::new());
+        track(&shared);
+        Registry { shared }
     }
 
     /// Registers `f` to run when this registry runs or is dropped.

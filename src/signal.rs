@@ -6,8 +6,9 @@
 //! context.
 
 use std::io::{self, Write};
-use std::sync::Mutex;
+use std::sync::{mpsc, Mutex};
 use std::thread;
+use std::time::Duration;
 
 use libc::c_int;
 use signal_hook::iterator::{Handle as SignalsHandle, Signals};
@@ -202,6 +203,7 @@ fn on_signal(signal: c_int) -> ! {
             }
             run::run_to_empty(global::shared());
             exit::finish();
+            flush_output_briefly();
             die_of(signal)
         }
         // Already exiting: this signal is the user insisting.
@@ -209,10 +211,25 @@ fn on_signal(signal: c_int) -> ! {
     }
 }
 
-/// Ends the process by `signal` itself, after writing out buffered output.
+/// Writes out what stdout and C stdio still buffer, waiting 100 ms at most:
+/// another thread may hold the stdout lock forever (blocked on a full pipe),
+/// and a signal must still end the process.
+fn flush_output_briefly() {
+    let (done, flushed) = mpsc::channel();
+    let flusher = thread::Builder::new()
+        .name("atexit-flush".into())
+        .spawn(move || {
+            let _ = io::stdout().flush();
+            sys::flush_c_stdio();
+            let _ = done.send(());
+        });
+    if flusher.is_ok() {
+        let _ = flushed.recv_timeout(Duration::from_millis(100));
+    }
+}
+
+/// Ends the process by `signal` itself, now.
 pub(crate) fn die_of(signal: c_int) -> ! {
-    let _ = io::stdout().flush();
-    sys::flush_c_stdio();
     // Not `signal_hook::low_level::emulate_default_handler`: it refuses
     // real-time signals, which `handle_signals_for` accepts.
     sys::raise_default(signal);

@@ -7,8 +7,14 @@
 use std::io::{self, Write};
 use std::panic::{self, AssertUnwindSafe};
 
+use std::sync::{Arc, Weak};
+
+use spin::mutex::SpinMutex;
+use spin::relax::Yield;
+
 use crate::exit;
 use crate::global;
+use crate::registry::{self, Shared};
 
 /// Runs `f`, and if it panics says so on stderr instead of unwinding into C
 /// (which would abort the process and skip the remaining exit entries).
@@ -76,30 +82,54 @@ pub(crate) fn install_exit_hook() {
     exit_hook::install();
 }
 
+/// The `Registry` values locked by `before_fork`, to release after it.
+/// Only the fork hooks touch it, and the C library runs those one fork at
+/// a time.
+static HELD_ACROSS_FORK: SpinMutex<Vec<Arc<Shared>>, Yield> = SpinMutex::new(Vec::new());
+
 extern "C" fn before_fork() {
-    // Wait for any registration in progress and keep the lock across the
-    // fork, so that the child's copy of the registry is whole. The guard is
-    // leaked on purpose: the hooks below release the lock on both sides.
+    // Wait for any registration in progress and keep every registry lock
+    // across the fork, so that the child's copies are whole. The guards are
+    // leaked on purpose: the hooks below release the locks on both sides.
     never_unwind("the fork prepare hook", || {
+        let live = registry::live_registries().lock();
+        let held: Vec<Arc<Shared>> = live.iter().filter_map(Weak::upgrade).collect();
         std::mem::forget(global::shared().lock());
+        for shared in &held {
+            std::mem::forget(shared.lock());
+        }
+        *HELD_ACROSS_FORK.lock() = held;
+        std::mem::forget(live);
     });
 }
 
-fn release_fork_lock() {
+fn release_fork_locks() {
+    let held = std::mem::take(&mut *HELD_ACROSS_FORK.lock());
     // SAFETY: `before_fork` ran on this thread just before `fork` and leaked
-    // a guard of this very lock; no other guard can exist (every other
-    // thread that wants it is waiting), so ending that guard's hold here is
-    // what dropping it would have done.
-    unsafe { global::shared().raw_lock().force_unlock() };
+    // one guard of each of these locks (the process-wide registry's, those
+    // of `held`, and the list's); no other guard can exist, since every
+    // other thread that wants them is waiting, so ending those holds here is
+    // what dropping the guards would have done.
+    unsafe {
+        global::shared().raw_lock().force_unlock();
+        for shared in &held {
+            shared.raw_lock().force_unlock();
+        }
+        registry::live_registries().force_unlock();
+    }
+    // Dropped after the locks are released: this may free a registry.
+    drop(held);
 }
 
 extern "C" fn after_fork_in_parent() {
-    release_fork_lock();
+    never_unwind("the fork parent hook", release_fork_locks);
 }
 
 extern "C" fn after_fork_in_child() {
-    release_fork_lock();
-    never_unwind("the fork child hook", exit::after_fork_in_child);
+    never_unwind("the fork child hook", || {
+        release_fork_locks();
+        exit::after_fork_in_child();
+    });
 }
 
 /// Keeps the registry lock whole across `fork` (see `before_fork`).
