@@ -111,8 +111,11 @@
 //! # Features
 //!
 //! - `signal` (default): [`handle_signals`] and [`handle_signals_for`],
-//!   built on `signal-hook`. Without it the crate depends on `libc`,
-//!   `spin` and `ctor` only.
+//!   built on `signal-hook`.
+//! - `macros` (default): the `#[atexit::register]` attribute, built on
+//!   `ctor`.
+//!
+//! Without default features the crate depends on `libc` and `spin` only.
 
 #![deny(unsafe_code)]
 #![deny(unsafe_op_in_unsafe_fn)]
@@ -164,8 +167,10 @@ pub use signal::{handle_signals, handle_signals_for};
 /// The function stays an ordinary function: it can still be called, and
 /// [`unregister(all_done)`](unregister) cancels it. Arguments, `async`,
 /// generics, or use on anything but a function are compile errors.
+#[cfg(feature = "macros")]
 pub use atexit_macros::register;
 
+#[cfg(feature = "macros")]
 #[doc(hidden)]
 pub mod __private {
     pub use ctor::ctor;
