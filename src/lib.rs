@@ -115,7 +115,7 @@
 //! - `macros` (default): the `#[atexit::register]` attribute, built on
 //!   `ctor`.
 //!
-//! Without default features the crate depends on `libc` and `spin` only.
+//! Without default features the crate depends on `libc` only.
 
 #![deny(unsafe_code)]
 #![deny(unsafe_op_in_unsafe_fn)]

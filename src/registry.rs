@@ -6,39 +6,42 @@ use std::fmt;
 use std::mem::size_of;
 use std::sync::{Arc, Weak};
 
-use spin::mutex::{SpinMutex, SpinMutexGuard};
-use spin::relax::Yield;
-
 use crate::args::Args;
 use crate::error::RunError;
 use crate::hook::{Handle, Owner};
 use crate::run::{self, Report};
 use crate::store::{Callback, Meta, Popped, Site, Store, Ticket};
+use crate::sys::{Guard, Lock};
 
 /// The handler store behind a lock.
 ///
-/// The lock is a spin lock that yields: its critical sections are a few
-/// pointer writes, and unlike `std::sync::Mutex` it can be taken in a fork
-/// prepare hook and released in the child (see `sys`). No user code ever
-/// runs while it is held: callbacks are dropped and run after release.
+/// The lock (`sys::Lock`) is a spin lock that yields: its critical sections
+/// are a few pointer writes, and unlike `std::sync::Mutex` it can be taken
+/// in a fork prepare hook and released in the child. No user code ever runs
+/// while it is held: callbacks are dropped and run after release.
 pub(crate) struct Shared {
-    store: SpinMutex<Store, Yield>,
+    store: Lock<Store>,
 }
 
 impl Shared {
     pub(crate) const fn new() -> Self {
         Shared {
-            store: SpinMutex::new(Store::new()),
+            store: Lock::new(Store::new()),
         }
     }
 
-    pub(crate) fn lock(&self) -> SpinMutexGuard<'_, Store> {
+    pub(crate) fn lock(&self) -> Guard<'_, Store> {
         self.store.lock()
     }
 
-    /// The raw lock, for the fork hooks in `sys`.
-    pub(crate) fn raw_lock(&self) -> &SpinMutex<Store, Yield> {
+    /// The lock itself, for the fork hooks in `sys`.
+    pub(crate) fn raw_lock(&self) -> &Lock<Store> {
         &self.store
+    }
+
+    /// Gives the storage back if nothing is pending (after a run).
+    pub(crate) fn shrink_if_empty(&self) {
+        self.lock().shrink_if_empty();
     }
 
     pub(crate) fn insert(
@@ -88,10 +91,10 @@ impl Shared {
 /// Every `Registry` alive, so that the fork hooks can hold all their locks
 /// across `fork` (a library may keep one in a static and use it from
 /// several threads). Dead entries are pruned as new ones arrive.
-static LIVE_REGISTRIES: SpinMutex<Vec<Weak<Shared>>, Yield> = SpinMutex::new(Vec::new());
+static LIVE_REGISTRIES: Lock<Vec<Weak<Shared>>> = Lock::new(Vec::new());
 
 /// The list of live registries, for the fork hooks in `sys`.
-pub(crate) fn live_registries() -> &'static SpinMutex<Vec<Weak<Shared>>, Yield> {
+pub(crate) fn live_registries() -> &'static Lock<Vec<Weak<Shared>>> {
     &LIVE_REGISTRIES
 }
 

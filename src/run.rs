@@ -40,7 +40,11 @@ pub(crate) fn run(shared: &Shared, report: Report) -> Result<(), RunError> {
     if RUNNING.get() == id {
         return Ok(());
     }
-    RunError::from_failures(run_marked(shared, report))
+    let failures = run_marked(shared, report);
+    // The process goes on: give back the storage of what ran. (The exit
+    // run skips this; the process is about to end.)
+    shared.shrink_if_empty();
+    RunError::from_failures(failures)
 }
 
 /// The exit run: runs everything left, even when nested in another run of

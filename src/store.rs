@@ -226,14 +226,14 @@ impl Store {
         removed
     }
 
-    /// Takes the newest pending handler out, to be run.
+    /// Takes the newest pending handler out, to be run. The storage is
+    /// kept (freeing it here would cost the last handler of a large run the
+    /// unmapping of the slab): call `shrink_if_empty` after the run.
     pub(crate) fn pop_newest(&mut self) -> Option<Popped> {
         if self.newest == NIL {
             return None;
         }
-        let popped = self.take(self.newest);
-        self.shrink_if_empty();
-        Some(popped)
+        Some(self.take(self.newest))
     }
 
     /// Removes everything, newest first, appending the callbacks to `out`.
@@ -242,6 +242,7 @@ impl Store {
         while let Some(popped) = self.pop_newest() {
             out.push(popped.callback);
         }
+        self.shrink_if_empty();
     }
 
     /// The registration sites of all pending handlers, newest first.
@@ -316,7 +317,7 @@ impl Store {
 
     /// Gives the storage back once nothing is pending, so that memory stays
     /// proportional to what is live rather than to what once was.
-    fn shrink_if_empty(&mut self) {
+    pub(crate) fn shrink_if_empty(&mut self) {
         if self.live == 0 && self.slots.len() > KEEP_SLOTS {
             self.slots = Vec::new();
             self.free = NIL;
@@ -355,6 +356,7 @@ mod tests {
         while let Some(popped) = store.pop_newest() {
             (popped.callback)();
         }
+        store.shrink_if_empty();
     }
 
     struct KeyA;

@@ -1,8 +1,11 @@
 //! Platform dispatch: the only place that talks to the C library, and the
 //! only module allowed `unsafe`.
 
+mod lock;
 #[cfg(unix)]
 mod unix;
+
+pub(crate) use lock::{Guard, Lock};
 #[cfg(unix)]
 pub(crate) use unix::*;
 

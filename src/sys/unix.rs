@@ -9,12 +9,10 @@ use std::panic::{self, AssertUnwindSafe};
 
 use std::sync::{Arc, Weak};
 
-use spin::mutex::SpinMutex;
-use spin::relax::Yield;
-
 use crate::exit;
 use crate::global;
 use crate::registry::{self, Shared};
+use crate::sys::Lock;
 
 /// Runs `f`, and if it panics says so on stderr instead of unwinding into C
 /// (which would abort the process and skip the remaining exit entries).
@@ -85,7 +83,7 @@ pub(crate) fn install_exit_hook() {
 /// The `Registry` values locked by `before_fork`, to release after it.
 /// Only the fork hooks touch it, and the C library runs those one fork at
 /// a time.
-static HELD_ACROSS_FORK: SpinMutex<Vec<Arc<Shared>>, Yield> = SpinMutex::new(Vec::new());
+static HELD_ACROSS_FORK: Lock<Vec<Arc<Shared>>> = Lock::new(Vec::new());
 
 extern "C" fn before_fork() {
     // Wait for any registration in progress and keep every registry lock
@@ -94,9 +92,9 @@ extern "C" fn before_fork() {
     never_unwind("the fork prepare hook", || {
         let live = registry::live_registries().lock();
         let held: Vec<Arc<Shared>> = live.iter().filter_map(Weak::upgrade).collect();
-        std::mem::forget(global::shared().lock());
+        global::shared().raw_lock().hold_for_fork();
         for shared in &held {
-            std::mem::forget(shared.lock());
+            shared.raw_lock().hold_for_fork();
         }
         *HELD_ACROSS_FORK.lock() = held;
         std::mem::forget(live);
@@ -111,11 +109,11 @@ fn release_fork_locks() {
     // other thread that wants them is waiting, so ending those holds here is
     // what dropping the guards would have done.
     unsafe {
-        global::shared().raw_lock().force_unlock();
+        global::shared().raw_lock().release_after_fork();
         for shared in &held {
-            shared.raw_lock().force_unlock();
+            shared.raw_lock().release_after_fork();
         }
-        registry::live_registries().force_unlock();
+        registry::live_registries().release_after_fork();
     }
     // Dropped after the locks are released: this may free a registry.
     drop(held);
