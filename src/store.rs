@@ -1,11 +1,17 @@
 //! The ordered store of pending handlers: plain data, no globals, no locks,
 //! no `unsafe`.
 //!
-//! Handlers live in a slab of fixed-size slots threaded on two intrusive
+//! Handlers live in a slab of 40-byte slots threaded on two intrusive
 //! lists: the run order (newest first) and, for zero-sized function types,
-//! one list per function so that `unregister(f)` touches only `f`'s own
-//! registrations. A [`Ticket`] (slot index + stamp) removes one handler in
-//! O(1); a stale ticket is recognised by its stamp and refused.
+//! one circular list per function, so that `unregister(f)` touches only
+//! `f`'s own registrations. Each function's list runs through a header slot
+//! of its own, so unlinking a slot never needs to know its function. A
+//! [`Ticket`] (slot index + stamp) removes one handler in O(1); a stale
+//! ticket is recognised by its stamp and refused.
+//!
+//! Slots are small because registering many handlers costs mostly the
+//! kernel's clearing of fresh pages: registration sites are kept once each
+//! in a side table and slots hold their index.
 
 use std::any::TypeId;
 use std::borrow::Cow;
@@ -23,7 +29,7 @@ pub(crate) type Site = &'static Location<'static>;
 /// "No slot": the end of a list.
 const NIL: u32 = u32::MAX;
 
-/// Registries keep their storage while they are this small, so that a
+/// Stores keep their storage while they are this small, so that a
 /// register/unregister pair on an empty store does not allocate each time.
 const KEEP_SLOTS: usize = 64;
 
@@ -52,27 +58,30 @@ pub(crate) struct Popped {
     pub(crate) meta: Option<Meta>,
 }
 
-/// One slab entry, 48 bytes on 64-bit targets. A free slot has no callback
-/// and uses `older` as the free-list link.
+/// One slab entry, 40 bytes on 64-bit targets. A slot is a pending handler
+/// (it has a callback), free (no callback; `older` links the free list), or
+/// the header of a function's list (no callback, not on the free list).
 struct Slot {
     callback: Option<Callback>,
-    site: Site,
+    /// Index into `Store::sites`.
+    site: u32,
     stamp: u32,
     /// Neighbours in run order (`newer` runs before this one).
     newer: u32,
     older: u32,
-    /// The per-function list this slot is on, or `NIL`.
-    key: u32,
+    /// Neighbours on the function's circular list, through its header;
+    /// `NIL` for a slot on no such list.
     key_newer: u32,
     key_older: u32,
 }
 
-/// `TypeId` is already a hash; feeding it through SipHash would cost more
-/// than the rest of `register`.
+/// A hasher for keys that are hashes or addresses already: `TypeId`s, slot
+/// indices, and `Location` addresses (spread by a multiplication, since
+/// their low bits are alike).
 #[derive(Default)]
-pub(crate) struct TypeIdHasher(u64);
+pub(crate) struct IdHasher(u64);
 
-impl Hasher for TypeIdHasher {
+impl Hasher for IdHasher {
     fn finish(&self) -> u64 {
         self.0
     }
@@ -87,9 +96,12 @@ impl Hasher for TypeIdHasher {
     fn write_u32(&mut self, value: u32) {
         self.0 ^= u64::from(value);
     }
+    fn write_usize(&mut self, value: usize) {
+        self.0 ^= (value as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
 }
 
-type FastMap<K, V> = HashMap<K, V, BuildHasherDefault<TypeIdHasher>>;
+type FastMap<K, V> = HashMap<K, V, BuildHasherDefault<IdHasher>>;
 
 /// The handler store. See the module docs for its shape.
 #[derive(Default)]
@@ -98,13 +110,18 @@ pub(crate) struct Store {
     newest: u32,
     free: u32,
     live: usize,
+    /// Survives `shrink_if_empty`, so old tickets never match new slots.
     next_stamp: u32,
-    /// Per-function lists: function type -> index into `key_heads`.
+    /// Function type -> the header slot of its list.
     keys: FastMap<TypeId, u32>,
-    key_heads: Vec<u32>,
     /// The last function type registered, to skip the map for runs of the
     /// same function.
     last_key: Option<(TypeId, u32)>,
+    /// Registration sites, each once; slots hold their index.
+    sites: Vec<Site>,
+    site_ids: FastMap<usize, u32>,
+    /// The last site registered from (address, index).
+    last_site: Option<(usize, u32)>,
     meta: FastMap<u32, Meta>,
 }
 
@@ -118,8 +135,10 @@ impl Store {
             live: 0,
             next_stamp: 0,
             keys: HashMap::with_hasher(BuildHasherDefault::new()),
-            key_heads: Vec::new(),
             last_key: None,
+            sites: Vec::new(),
+            site_ids: HashMap::with_hasher(BuildHasherDefault::new()),
+            last_site: None,
             meta: HashMap::with_hasher(BuildHasherDefault::new()),
         }
     }
@@ -138,50 +157,30 @@ impl Store {
         key: Option<TypeId>,
         meta: Option<Meta>,
     ) -> Ticket {
-        let stamp = self.next_stamp;
-        self.next_stamp = self.next_stamp.wrapping_add(1);
-        let key = match key {
-            Some(type_id) => self.key_id(type_id),
-            None => NIL,
-        };
-        let key_older = if key == NIL {
-            NIL
-        } else {
-            self.key_heads[key as usize]
-        };
-        let slot = Slot {
+        let header = key.map(|type_id| self.header_of(type_id));
+        let site = self.site_id(site);
+        let stamp = self.stamp();
+        let index = self.allocate(Slot {
             callback: Some(callback),
             site,
             stamp,
             newer: NIL,
             older: self.newest,
-            key,
             key_newer: NIL,
-            key_older,
-        };
-        let index = if self.free == NIL {
-            let index = u32::try_from(self.slots.len())
-                .ok()
-                .filter(|&i| i != NIL)
-                .expect("atexit: more than 4 294 967 294 pending handlers");
-            self.slots.push(slot);
-            index
-        } else {
-            let index = self.free;
-            let reused = &mut self.slots[index as usize];
-            self.free = reused.older;
-            *reused = slot;
-            index
-        };
+            key_older: NIL,
+        });
         if self.newest != NIL {
             self.slots[self.newest as usize].newer = index;
         }
         self.newest = index;
-        if key != NIL {
-            if key_older != NIL {
-                self.slots[key_older as usize].key_newer = index;
-            }
-            self.key_heads[key as usize] = index;
+        if let Some(header) = header {
+            // Newest first after the header: header -> newest ... oldest -> header.
+            let first = self.slots[header as usize].key_older;
+            let slot = &mut self.slots[index as usize];
+            slot.key_newer = header;
+            slot.key_older = first;
+            self.slots[first as usize].key_newer = index;
+            self.slots[header as usize].key_older = index;
         }
         if let Some(meta) = meta {
             self.meta.insert(index, meta);
@@ -211,12 +210,12 @@ impl Store {
     /// their callbacks to `out`; returns how many. Costs time in proportion
     /// to that function's registrations only.
     pub(crate) fn remove_function(&mut self, key: TypeId, out: &mut Vec<Callback>) -> usize {
-        let Some(&key_id) = self.keys.get(&key) else {
+        let Some(&header) = self.keys.get(&key) else {
             return 0;
         };
         let mut removed = 0;
-        let mut index = self.key_heads[key_id as usize];
-        while index != NIL {
+        let mut index = self.slots[header as usize].key_older;
+        while index != header {
             let older = self.slots[index as usize].key_older;
             out.push(self.take(index).callback);
             removed += 1;
@@ -252,25 +251,82 @@ impl Store {
         let mut index = self.newest;
         while index != NIL {
             let slot = &self.slots[index as usize];
-            sites.push(slot.site);
+            sites.push(self.sites[slot.site as usize]);
             index = slot.older;
         }
         sites
     }
 
-    /// The per-function list id for `type_id`, created on first use.
-    fn key_id(&mut self, type_id: TypeId) -> u32 {
-        if let Some((last, id)) = self.last_key {
+    fn stamp(&mut self) -> u32 {
+        let stamp = self.next_stamp;
+        self.next_stamp = self.next_stamp.wrapping_add(1);
+        stamp
+    }
+
+    /// Puts `slot` in a free slot (or a new one) and returns its index.
+    fn allocate(&mut self, slot: Slot) -> u32 {
+        if self.free == NIL {
+            let index = u32::try_from(self.slots.len())
+                .ok()
+                .filter(|&index| index != NIL)
+                .expect("atexit: more than 4 294 967 294 handlers and functions");
+            self.slots.push(slot);
+            index
+        } else {
+            let index = self.free;
+            let reused = &mut self.slots[index as usize];
+            self.free = reused.older;
+            *reused = slot;
+            index
+        }
+    }
+
+    /// The header slot of `type_id`'s list, created on first use.
+    fn header_of(&mut self, type_id: TypeId) -> u32 {
+        if let Some((last, header)) = self.last_key {
             if last == type_id {
+                return header;
+            }
+        }
+        let header = match self.keys.get(&type_id) {
+            Some(&header) => header,
+            None => {
+                let stamp = self.stamp();
+                let header = self.allocate(Slot {
+                    callback: None,
+                    site: 0,
+                    stamp,
+                    newer: NIL,
+                    older: NIL,
+                    key_newer: NIL,
+                    key_older: NIL,
+                });
+                // An empty circular list: the header is its own neighbour.
+                let slot = &mut self.slots[header as usize];
+                slot.key_newer = header;
+                slot.key_older = header;
+                self.keys.insert(type_id, header);
+                header
+            }
+        };
+        self.last_key = Some((type_id, header));
+        header
+    }
+
+    /// The index of `site` in `sites`, added on first use.
+    fn site_id(&mut self, site: Site) -> u32 {
+        let address = site as *const Location<'static> as usize;
+        if let Some((last, id)) = self.last_site {
+            if last == address {
                 return id;
             }
         }
-        let next_id = self.key_heads.len() as u32;
-        let id = *self.keys.entry(type_id).or_insert(next_id);
-        if id == next_id {
-            self.key_heads.push(NIL);
+        let next = self.sites.len() as u32;
+        let id = *self.site_ids.entry(address).or_insert(next);
+        if id == next {
+            self.sites.push(site);
         }
-        self.last_key = Some((type_id, id));
+        self.last_site = Some((address, id));
         id
     }
 
@@ -280,10 +336,11 @@ impl Store {
         let slot = &mut self.slots[index as usize];
         let callback = slot.callback.take().expect("taking a free slot");
         let (newer, older) = (slot.newer, slot.older);
-        let (key, key_newer, key_older) = (slot.key, slot.key_newer, slot.key_older);
+        let (key_newer, key_older) = (slot.key_newer, slot.key_older);
         let site = slot.site;
         slot.older = free;
-        slot.key = NIL;
+        slot.key_newer = NIL;
+        slot.key_older = NIL;
         self.free = index;
 
         match newer {
@@ -293,14 +350,10 @@ impl Store {
         if older != NIL {
             self.slots[older as usize].newer = newer;
         }
-        if key != NIL {
-            match key_newer {
-                NIL => self.key_heads[key as usize] = key_older,
-                newer => self.slots[newer as usize].key_older = key_older,
-            }
-            if key_older != NIL {
-                self.slots[key_older as usize].key_newer = key_newer;
-            }
+        if key_newer != NIL {
+            // Circular through the header: both neighbours exist.
+            self.slots[key_newer as usize].key_older = key_older;
+            self.slots[key_older as usize].key_newer = key_newer;
         }
         let meta = if self.meta.is_empty() {
             None
@@ -310,7 +363,7 @@ impl Store {
         self.live -= 1;
         Popped {
             callback,
-            site,
+            site: self.sites[site as usize],
             meta,
         }
     }
@@ -323,8 +376,10 @@ impl Store {
             self.free = NIL;
             self.newest = NIL;
             self.keys = FastMap::default();
-            self.key_heads = Vec::new();
             self.last_key = None;
+            self.sites = Vec::new();
+            self.site_ids = FastMap::default();
+            self.last_site = None;
             self.meta = FastMap::default();
         }
     }
@@ -363,8 +418,8 @@ mod tests {
     struct KeyB;
 
     #[test]
-    fn slots_are_48_bytes() {
-        assert_eq!(std::mem::size_of::<Slot>(), 48);
+    fn slots_are_40_bytes() {
+        assert_eq!(std::mem::size_of::<Slot>(), 40);
     }
 
     #[test]
@@ -420,6 +475,33 @@ mod tests {
         assert_eq!(store.len(), 2);
         run_all(&mut store);
         assert_eq!(*log.lock().unwrap(), vec![4, 2]);
+    }
+
+    #[test]
+    fn function_lists_survive_interleaved_removals() {
+        let (log, make) = recorder();
+        let mut store = Store::new();
+        let a = Some(TypeId::of::<KeyA>());
+        let b = Some(TypeId::of::<KeyB>());
+        let mut tickets = Vec::new();
+        for n in 0..12 {
+            let key = if n % 3 == 0 { b } else { a };
+            tickets.push(store.insert(make(n), here(), key, None));
+        }
+        // By ticket, from the middle and both ends of A's list.
+        for n in [1, 5, 11] {
+            assert!(store.remove(tickets[n]).is_some());
+        }
+        // The newest pending (10, an A) runs.
+        let popped = store.pop_newest().unwrap();
+        (popped.callback)();
+        let mut out = Vec::new();
+        assert_eq!(store.remove_function(TypeId::of::<KeyA>(), &mut out), 4);
+        assert_eq!(store.remove_function(TypeId::of::<KeyA>(), &mut out), 0);
+        // A's list is reusable after emptying.
+        store.insert(make(20), here(), a, None);
+        run_all(&mut store);
+        assert_eq!(*log.lock().unwrap(), vec![10, 20, 9, 6, 3, 0]);
     }
 
     #[test]
