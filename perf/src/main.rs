@@ -10,6 +10,8 @@
 //! fails only when a measurement could not be made or came out wrong (a
 //! handler that did not run, a child that crashed).
 
+#[macro_use]
+mod fn_table;
 mod child;
 mod never;
 

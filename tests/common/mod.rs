@@ -236,3 +236,29 @@ pub fn panic_header(line: &str) -> Option<&str> {
         .or_else(|| line.split_once(") panicked at "))
         .map(|(_, at)| at)
 }
+
+/// A scenario played by a child: its argument (after `name:`) in, an error
+/// out if it went wrong.
+pub type Scenario = fn(&str) -> Result<(), String>;
+
+/// Plays `full_name` (`name` or `name:arg`) from `scenarios`, in a child
+/// that ends by SIGALRM after `alarm_secs` whatever happens: a hang before
+/// `READY` would otherwise block the test that reads its stdout.
+pub fn play(
+    full_name: &str,
+    scenarios: Vec<(&'static str, Scenario)>,
+    alarm_secs: u32,
+) -> Result<(), String> {
+    // SAFETY: alarm(2) only schedules a SIGALRM for this process; its
+    // default action ends a child that hangs.
+    unsafe {
+        libc::alarm(alarm_secs);
+    }
+    let (name, arg) = full_name.split_once(':').unwrap_or((full_name, ""));
+    let scenario = scenarios
+        .into_iter()
+        .find(|(known, _)| *known == name)
+        .map(|(_, scenario)| scenario)
+        .unwrap_or_else(|| panic!("no scenario named {name:?}"));
+    scenario(arg)
+}

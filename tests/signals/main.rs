@@ -27,7 +27,7 @@ const MARKER: &str = "ATEXIT_SIGNALS_SCENARIO";
 
 /// What a child runs: its argument is the part of the scenario name after
 /// `:`, if any. Returning `Err` makes `main` return it.
-pub type Scenario = fn(&str) -> Result<(), String>;
+pub use common::Scenario;
 
 /// A check run in this process: it panics on failure.
 pub type Test = (&'static str, fn());
@@ -44,18 +44,7 @@ fn main() -> Result<(), String> {
 }
 
 fn run_scenario(full_name: &str) -> Result<(), String> {
-    // SAFETY: alarm(2) only schedules a SIGALRM for this process; its
-    // default action ends a child that hangs.
-    unsafe {
-        libc::alarm(CHILD_ALARM_SECS);
-    }
-    let (name, arg) = full_name.split_once(':').unwrap_or((full_name, ""));
-    let scenario = scenarios()
-        .into_iter()
-        .find(|(known, _)| *known == name)
-        .map(|(_, scenario)| scenario)
-        .unwrap_or_else(|| panic!("no scenario named {name:?}"));
-    scenario(arg)
+    common::play(full_name, scenarios(), CHILD_ALARM_SECS)
 }
 
 fn scenarios() -> Vec<(&'static str, Scenario)> {

@@ -56,7 +56,7 @@ const CHILD_ALARM_SECS: u32 = 60;
 
 /// What a child runs; its argument is the part of the scenario name after
 /// `:`. Returning `Err` makes `main` return it.
-pub type Scenario = fn(&str) -> Result<(), String>;
+pub use common::Scenario;
 
 /// A group of runs in the parent: it prints its counts and returns the
 /// problems found (empty when all is well).
@@ -70,18 +70,7 @@ fn main() -> Result<(), String> {
 }
 
 fn run_scenario(full_name: &str) -> Result<(), String> {
-    // SAFETY: alarm(2) only schedules a SIGALRM for this process; its
-    // default action ends a child that hangs past every deadline.
-    unsafe {
-        libc::alarm(CHILD_ALARM_SECS);
-    }
-    let (name, arg) = full_name.split_once(':').unwrap_or((full_name, ""));
-    let scenario = scenarios()
-        .into_iter()
-        .find(|(known, _)| *known == name)
-        .map(|(_, scenario)| scenario)
-        .unwrap_or_else(|| panic!("no scenario named {name:?}"));
-    scenario(arg)
+    common::play(full_name, scenarios(), CHILD_ALARM_SECS)
 }
 
 fn scenarios() -> Vec<(&'static str, Scenario)> {
