@@ -189,9 +189,9 @@ where
         });
         let callback = self.callback;
         let callback: Callback = if self.new_thread {
-            Box::new(move || run::on_new_thread(callback))
+            Callback::new(move || run::on_new_thread(callback))
         } else {
-            Box::new(callback)
+            Callback::new(callback)
         };
         global::register(
             callback,

@@ -137,6 +137,8 @@ mod store;
 mod sys;
 
 use std::any::TypeId;
+
+use crate::store::Callback;
 use std::panic::Location;
 use std::time::Duration;
 
@@ -192,16 +194,17 @@ pub mod __private {
 ///
 /// # Performance
 ///
-/// Constant time; no allocation for a function item or non-capturing
-/// closure (beyond the registry's amortised growth), one small allocation
-/// for a capturing closure. The first call arms the C library's exit hook.
+/// Constant time. No allocation (beyond the registry's amortised growth,
+/// 32 bytes per handler) for a function item or a closure capturing at most
+/// one word (an `Arc`, a number, a reference); one allocation for a larger
+/// closure. The first call arms the C library's exit hook.
 #[track_caller]
 pub fn register<F>(f: F) -> Handle
 where
     F: FnOnce() + Send + 'static,
 {
     global::register(
-        Box::new(f),
+        Callback::new(f),
         Location::caller(),
         registry::function_key::<F>(),
         None,
@@ -230,7 +233,7 @@ where
     A: Args<F>,
 {
     global::register(
-        Box::new(move || args.call(func)),
+        Callback::new(move || args.call(func)),
         Location::caller(),
         registry::function_key::<F>(),
         None,

@@ -173,7 +173,7 @@ impl Registry {
         F: FnOnce() + Send + 'static,
     {
         let ticket = self.shared.insert(
-            Box::new(f),
+            Callback::new(f),
             std::panic::Location::caller(),
             function_key::<F>(),
             None,
@@ -201,7 +201,7 @@ impl Registry {
         A: Args<F>,
     {
         let ticket = self.shared.insert(
-            Box::new(move || args.call(func)),
+            Callback::new(move || args.call(func)),
             std::panic::Location::caller(),
             function_key::<F>(),
             None,

@@ -81,7 +81,7 @@ fn run_one(popped: Popped, report: Report) -> Option<Failure> {
         return None;
     }
     deadline::note_running(site, name.as_deref());
-    let payload = panic::catch_unwind(AssertUnwindSafe(callback)).err()?;
+    let payload = panic::catch_unwind(AssertUnwindSafe(move || callback.call())).err()?;
     let failure = Failure::new(payload_text(payload.as_ref()), site, name);
     drop_quietly(payload);
     if report == Report::Stderr {

@@ -1,7 +1,7 @@
 //! The ordered store of pending handlers: plain data, no globals, no locks,
 //! no `unsafe`.
 //!
-//! Handlers live in a slab of 40-byte slots threaded on two intrusive
+//! Handlers live in a slab of 32-byte slots threaded on two intrusive
 //! lists: the run order (newest first) and, for zero-sized function types,
 //! one circular list per function, so that `unregister(f)` touches only
 //! `f`'s own registrations. Each function's list runs through a header slot
@@ -11,7 +11,10 @@
 //!
 //! Slots are small because registering many handlers costs mostly the
 //! kernel's clearing of fresh pages: registration sites are kept once each
-//! in a side table and slots hold their index.
+//! in a side table and slots hold their index, and a function item's list
+//! links live in the data word its callback does not use (see
+//! `sys::Callback`). The few keyed callbacks that do use their word
+//! (`register_with` with arguments) keep their links in a side map.
 
 use std::any::TypeId;
 use std::borrow::Cow;
@@ -19,15 +22,16 @@ use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::panic::Location;
 
-/// A registered handler, type-erased. Zero-sized closures (function items)
-/// are boxed without allocating.
-pub(crate) type Callback = Box<dyn FnOnce() + Send + 'static>;
+pub(crate) use crate::sys::Callback;
 
 /// Where a handler was registered: the site `#[track_caller]` recorded.
 pub(crate) type Site = &'static Location<'static>;
 
 /// "No slot": the end of a list.
 const NIL: u32 = u32::MAX;
+
+/// Set in `Slot::site` when the slot's list links are in `Store::side`.
+const SIDE: u32 = 1 << 31;
 
 /// Stores keep their storage while they are this small, so that a
 /// register/unregister pair on an empty store does not allocate each time.
@@ -58,21 +62,17 @@ pub(crate) struct Popped {
     pub(crate) meta: Option<Meta>,
 }
 
-/// One slab entry, 40 bytes on 64-bit targets. A slot is a pending handler
-/// (it has a callback), free (no callback; `older` links the free list), or
-/// the header of a function's list (no callback, not on the free list).
+/// One slab entry, 32 bytes on 64-bit targets. A slot is a pending handler,
+/// free (no callback; `older` links the free list), or the header of a
+/// function's list (a header callback, not on the free list).
 struct Slot {
     callback: Option<Callback>,
-    /// Index into `Store::sites`.
+    /// Index into `Store::sites`, with `SIDE` when the links are in `side`.
     site: u32,
     stamp: u32,
     /// Neighbours in run order (`newer` runs before this one).
     newer: u32,
     older: u32,
-    /// Neighbours on the function's circular list, through its header;
-    /// `NIL` for a slot on no such list.
-    key_newer: u32,
-    key_older: u32,
 }
 
 /// A hasher for keys that are hashes or addresses already: `TypeId`s, slot
@@ -103,6 +103,11 @@ impl Hasher for IdHasher {
 
 type FastMap<K, V> = HashMap<K, V, BuildHasherDefault<IdHasher>>;
 
+#[cold]
+fn too_many() -> ! {
+    panic!("atexit: more than 4 294 967 294 handlers and functions")
+}
+
 /// The handler store. See the module docs for its shape.
 #[derive(Default)]
 pub(crate) struct Store {
@@ -117,6 +122,8 @@ pub(crate) struct Store {
     /// The last function type registered, to skip the map for runs of the
     /// same function.
     last_key: Option<(TypeId, u32)>,
+    /// Function-list links (newer, older) of the slots flagged `SIDE`.
+    side: FastMap<u32, (u32, u32)>,
     /// Registration sites, each once; slots hold their index.
     sites: Vec<Site>,
     site_ids: FastMap<usize, u32>,
@@ -136,6 +143,7 @@ impl Store {
             next_stamp: 0,
             keys: HashMap::with_hasher(BuildHasherDefault::new()),
             last_key: None,
+            side: HashMap::with_hasher(BuildHasherDefault::new()),
             sites: Vec::new(),
             site_ids: HashMap::with_hasher(BuildHasherDefault::new()),
             last_site: None,
@@ -160,14 +168,14 @@ impl Store {
         let header = key.map(|type_id| self.header_of(type_id));
         let site = self.site_id(site);
         let stamp = self.stamp();
+        let mut callback = callback;
+        callback.set_links(NIL, NIL);
         let index = self.allocate(Slot {
             callback: Some(callback),
             site,
             stamp,
             newer: NIL,
             older: self.newest,
-            key_newer: NIL,
-            key_older: NIL,
         });
         if self.newest != NIL {
             self.slots[self.newest as usize].newer = index;
@@ -175,12 +183,13 @@ impl Store {
         self.newest = index;
         if let Some(header) = header {
             // Newest first after the header: header -> newest ... oldest -> header.
-            let first = self.slots[header as usize].key_older;
-            let slot = &mut self.slots[index as usize];
-            slot.key_newer = header;
-            slot.key_older = first;
-            self.slots[first as usize].key_newer = index;
-            self.slots[header as usize].key_older = index;
+            let (header_newer, first) = self.key_links(header).expect("a header has links");
+            self.set_key_links(index, header, first);
+            let (first_newer, first_older) = self.key_links(first).expect("on the list");
+            debug_assert_eq!(first_newer, header);
+            self.set_key_links(first, index, first_older);
+            let header_newer = if first == header { index } else { header_newer };
+            self.set_key_links(header, header_newer, index);
         }
         if let Some(meta) = meta {
             self.meta.insert(index, meta);
@@ -191,9 +200,13 @@ impl Store {
 
     /// Whether `ticket` names a handler that is still pending.
     pub(crate) fn contains(&self, ticket: Ticket) -> bool {
-        self.slots
-            .get(ticket.index as usize)
-            .is_some_and(|slot| slot.stamp == ticket.stamp && slot.callback.is_some())
+        self.slots.get(ticket.index as usize).is_some_and(|slot| {
+            slot.stamp == ticket.stamp
+                && slot
+                    .callback
+                    .as_ref()
+                    .is_some_and(|callback| !callback.is_header())
+        })
     }
 
     /// Removes the handler `ticket` names, if it is still pending.
@@ -214,9 +227,9 @@ impl Store {
             return 0;
         };
         let mut removed = 0;
-        let mut index = self.slots[header as usize].key_older;
+        let mut index = self.key_links(header).expect("a header has links").1;
         while index != header {
-            let older = self.slots[index as usize].key_older;
+            let older = self.key_links(index).expect("on the list").1;
             out.push(self.take(index).callback);
             removed += 1;
             index = older;
@@ -251,7 +264,7 @@ impl Store {
         let mut index = self.newest;
         while index != NIL {
             let slot = &self.slots[index as usize];
-            sites.push(self.sites[slot.site as usize]);
+            sites.push(self.sites[(slot.site & !SIDE) as usize]);
             index = slot.older;
         }
         sites
@@ -266,10 +279,10 @@ impl Store {
     /// Puts `slot` in a free slot (or a new one) and returns its index.
     fn allocate(&mut self, slot: Slot) -> u32 {
         if self.free == NIL {
-            let index = u32::try_from(self.slots.len())
-                .ok()
-                .filter(|&index| index != NIL)
-                .expect("atexit: more than 4 294 967 294 handlers and functions");
+            let index = self.slots.len() as u32;
+            if index == NIL {
+                too_many();
+            }
             self.slots.push(slot);
             index
         } else {
@@ -293,18 +306,14 @@ impl Store {
             None => {
                 let stamp = self.stamp();
                 let header = self.allocate(Slot {
-                    callback: None,
+                    callback: Some(Callback::header()),
                     site: 0,
                     stamp,
                     newer: NIL,
                     older: NIL,
-                    key_newer: NIL,
-                    key_older: NIL,
                 });
                 // An empty circular list: the header is its own neighbour.
-                let slot = &mut self.slots[header as usize];
-                slot.key_newer = header;
-                slot.key_older = header;
+                self.set_key_links(header, header, header);
                 self.keys.insert(type_id, header);
                 header
             }
@@ -321,7 +330,10 @@ impl Store {
                 return id;
             }
         }
-        let next = self.sites.len() as u32;
+        let next = u32::try_from(self.sites.len())
+            .ok()
+            .filter(|&next| next < SIDE)
+            .expect("atexit: more than 2 147 483 647 registration sites");
         let id = *self.site_ids.entry(address).or_insert(next);
         if id == next {
             self.sites.push(site);
@@ -330,18 +342,52 @@ impl Store {
         id
     }
 
+    /// The function-list links (newer, older) of slot `index`, if it is on
+    /// a list (a header always is).
+    fn key_links(&self, index: u32) -> Option<(u32, u32)> {
+        let slot = &self.slots[index as usize];
+        if slot.site & SIDE != 0 {
+            return self.side.get(&index).copied();
+        }
+        slot.callback
+            .as_ref()
+            .and_then(Callback::links)
+            .filter(|&(newer, _)| newer != NIL)
+    }
+
+    /// Sets the function-list links of the occupied slot `index`: in its
+    /// callback's free word if it has one, else in `side`.
+    fn set_key_links(&mut self, index: u32, newer: u32, older: u32) {
+        let slot = &mut self.slots[index as usize];
+        let callback = slot.callback.as_mut().expect("links of a free slot");
+        if callback.has_free_word() {
+            callback.set_links(newer, older);
+        } else {
+            slot.site |= SIDE;
+            self.side.insert(index, (newer, older));
+        }
+    }
+
     /// Unlinks the occupied slot `index` from both lists and frees it.
     fn take(&mut self, index: u32) -> Popped {
+        let links = self.key_links(index);
+        if let Some((key_newer, key_older)) = links {
+            // Circular through the header: both neighbours are on the list.
+            let (newer_newer, _) = self.key_links(key_newer).expect("on the list");
+            self.set_key_links(key_newer, newer_newer, key_older);
+            let (_, older_older) = self.key_links(key_older).expect("on the list");
+            self.set_key_links(key_older, key_newer, older_older);
+        }
         let free = self.free;
         let slot = &mut self.slots[index as usize];
         let callback = slot.callback.take().expect("taking a free slot");
         let (newer, older) = (slot.newer, slot.older);
-        let (key_newer, key_older) = (slot.key_newer, slot.key_older);
         let site = slot.site;
         slot.older = free;
-        slot.key_newer = NIL;
-        slot.key_older = NIL;
         self.free = index;
+        if site & SIDE != 0 {
+            self.side.remove(&index);
+        }
 
         match newer {
             NIL => self.newest = older,
@@ -349,11 +395,6 @@ impl Store {
         }
         if older != NIL {
             self.slots[older as usize].newer = newer;
-        }
-        if key_newer != NIL {
-            // Circular through the header: both neighbours exist.
-            self.slots[key_newer as usize].key_older = key_older;
-            self.slots[key_older as usize].key_newer = key_newer;
         }
         let meta = if self.meta.is_empty() {
             None
@@ -363,7 +404,7 @@ impl Store {
         self.live -= 1;
         Popped {
             callback,
-            site: self.sites[site as usize],
+            site: self.sites[(site & !SIDE) as usize],
             meta,
         }
     }
@@ -377,6 +418,7 @@ impl Store {
             self.newest = NIL;
             self.keys = FastMap::default();
             self.last_key = None;
+            self.side = FastMap::default();
             self.sites = Vec::new();
             self.site_ids = FastMap::default();
             self.last_site = None;
@@ -401,7 +443,7 @@ mod tests {
             let log = Arc::clone(&log);
             move |n: u32| -> Callback {
                 let log = Arc::clone(&log);
-                Box::new(move || log.lock().unwrap().push(n))
+                Callback::new(move || log.lock().unwrap().push(n))
             }
         };
         (log, make)
@@ -409,7 +451,7 @@ mod tests {
 
     fn run_all(store: &mut Store) {
         while let Some(popped) = store.pop_newest() {
-            (popped.callback)();
+            popped.callback.call();
         }
         store.shrink_if_empty();
     }
@@ -418,8 +460,8 @@ mod tests {
     struct KeyB;
 
     #[test]
-    fn slots_are_40_bytes() {
-        assert_eq!(std::mem::size_of::<Slot>(), 40);
+    fn slots_are_32_bytes() {
+        assert_eq!(std::mem::size_of::<Slot>(), 32);
     }
 
     #[test]
@@ -494,7 +536,7 @@ mod tests {
         }
         // The newest pending (10, an A) runs.
         let popped = store.pop_newest().unwrap();
-        (popped.callback)();
+        popped.callback.call();
         let mut out = Vec::new();
         assert_eq!(store.remove_function(TypeId::of::<KeyA>(), &mut out), 4);
         assert_eq!(store.remove_function(TypeId::of::<KeyA>(), &mut out), 0);
@@ -511,7 +553,7 @@ mod tests {
         store.insert(make(1), here(), None, None);
         store.insert(make(2), here(), None, None);
         let popped = store.pop_newest().unwrap();
-        (popped.callback)();
+        popped.callback.call();
         // A handler registered during the run goes before the older ones.
         store.insert(make(3), here(), None, None);
         run_all(&mut store);
@@ -574,7 +616,7 @@ mod tests {
         store.drain_into(&mut out);
         assert_eq!(store.len(), 0);
         for callback in out {
-            callback();
+            callback.call();
         }
         assert_eq!(*log.lock().unwrap(), vec![2, 1, 0]);
     }

@@ -6,7 +6,7 @@ use std::cell::UnsafeCell;
 use std::ops::{Deref, DerefMut};
 use std::sync::atomic::{AtomicBool, Ordering};
 
-#[cfg(all(target_os = "linux", target_env = "gnu"))]
+#[cfg(all(target_os = "linux", target_env = "gnu", not(miri)))]
 fn single_threaded() -> bool {
     use std::sync::atomic::AtomicU8;
     extern "C" {
@@ -19,7 +19,7 @@ fn single_threaded() -> bool {
     unsafe { __libc_single_threaded.load(Ordering::Relaxed) != 0 }
 }
 
-#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+#[cfg(not(all(target_os = "linux", target_env = "gnu", not(miri))))]
 fn single_threaded() -> bool {
     false
 }
