@@ -29,23 +29,7 @@ impl Outcome {
     /// '..' panicked at ..`, the message, the backtrace note), which carry
     /// thread ids that change from run to run. See `panic_messages`.
     pub fn stderr_without_panics(&self) -> Vec<String> {
-        let mut lines = Vec::new();
-        let mut skip = 0;
-        for line in self.stderr.lines() {
-            if panic_header(line).is_some() {
-                skip = 1; // the message line follows
-                continue;
-            }
-            if skip > 0 {
-                skip -= 1;
-                continue;
-            }
-            if line.starts_with("note: run with `RUST_BACKTRACE=1`") || line.is_empty() {
-                continue;
-            }
-            lines.push(line.to_owned());
-        }
-        lines
+        stderr_without_panics(&self.stderr)
     }
 
     /// The `(location, message)` of every panic message on stderr, in order.
@@ -261,4 +245,43 @@ pub fn play(
         .map(|(_, scenario)| scenario)
         .unwrap_or_else(|| panic!("no scenario named {name:?}"));
     scenario(arg)
+}
+
+/// `stderr` without the lines of Rust's default panic messages (header,
+/// message, backtrace note) and without blank lines.
+pub fn stderr_without_panics(stderr: &str) -> Vec<String> {
+    let mut lines = Vec::new();
+    let mut skip = 0;
+    for line in stderr.lines() {
+        if panic_header(line).is_some() {
+            skip = 1; // the message line follows
+            continue;
+        }
+        if skip > 0 {
+            skip -= 1;
+            continue;
+        }
+        if line.starts_with("note: run with `RUST_BACKTRACE=1`") || line.is_empty() {
+            continue;
+        }
+        lines.push(line.to_owned());
+    }
+    lines
+}
+
+/// Prints a libtest-style closing line for a hand-rolled runner and turns
+/// the failures into its result.
+pub fn summary(ran: usize, failed: &[&str], started: Instant) -> Result<(), String> {
+    println!(
+        "\ntest result: {}. {} passed; {} failed; finished in {:.2}s",
+        if failed.is_empty() { "ok" } else { "FAILED" },
+        ran - failed.len(),
+        failed.len(),
+        started.elapsed().as_secs_f64()
+    );
+    if failed.is_empty() {
+        Ok(())
+    } else {
+        Err(format!("failed: {}", failed.join(", ")))
+    }
 }

@@ -18,6 +18,7 @@ fn main() -> Result<(), String> {
         return scenarios::play(&name);
     }
     let filter: Option<String> = std::env::args().skip(1).find(|arg| !arg.starts_with('-'));
+    let started = std::time::Instant::now();
     let mut failed = Vec::new();
     let mut passed = 0;
     let tests = CHECKS
@@ -46,12 +47,7 @@ fn main() -> Result<(), String> {
             }
         }
     }
-    println!("{passed} passed, {} failed", failed.len());
-    if failed.is_empty() {
-        Ok(())
-    } else {
-        Err(format!("failed: {}", failed.join(", ")))
-    }
+    common::summary(passed + failed.len(), &failed, started)
 }
 
 fn play(name: &str) -> Outcome {

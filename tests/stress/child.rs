@@ -32,25 +32,7 @@ impl Ended {
 
     /// stderr lines that are not part of Rust's default panic message.
     pub fn stderr_without_panics(&self) -> Vec<String> {
-        let mut lines = Vec::new();
-        let mut skip = 0;
-        for line in self.stderr.lines() {
-            // "thread 'main' panicked at", or with a thread id since Rust
-            // 1.89: "thread 'main' (1234) panicked at".
-            if line.starts_with("thread '") && line.contains(" panicked at ") {
-                skip = 1;
-                continue;
-            }
-            if skip > 0 {
-                skip -= 1;
-                continue;
-            }
-            if line.starts_with("note: run with `RUST_BACKTRACE=1`") || line.is_empty() {
-                continue;
-            }
-            lines.push(line.to_owned());
-        }
-        lines
+        crate::common::stderr_without_panics(&self.stderr)
     }
 }
 

@@ -184,18 +184,7 @@ fn run_groups() -> Result<(), String> {
             failed.push(*name);
         }
     }
-    println!(
-        "\ntest result: {}. {} passed; {} failed; finished in {:.2}s",
-        if failed.is_empty() { "ok" } else { "FAILED" },
-        selected.len() - failed.len(),
-        failed.len(),
-        started.elapsed().as_secs_f64()
-    );
-    if failed.is_empty() {
-        Ok(())
-    } else {
-        Err(format!("failed: {}", failed.join(", ")))
-    }
+    common::summary(selected.len(), &failed, started)
 }
 
 /// This binary, as a child running scenario `name` (`name:arg` passes an
