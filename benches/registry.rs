@@ -10,12 +10,15 @@
 #[macro_use]
 #[path = "../perf/src/fn_table.rs"]
 mod fn_table;
+#[path = "../perf/src/run_clock.rs"]
+mod run_clock;
+
+use run_clock::{count, start, CALLS};
 
 use std::env;
 use std::hint::black_box;
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use atexit::Registry;
@@ -29,27 +32,11 @@ const RUN: usize = 1_000_000;
 /// Set in a child process started by the `never_registers` benchmarks.
 const CHILD: &str = "ATEXIT_BENCH_CHILD";
 
-static CALLS: AtomicU64 = AtomicU64::new(0);
-static ORIGIN: OnceLock<Instant> = OnceLock::new();
-static STARTED_NS: AtomicU64 = AtomicU64::new(0);
 static ELAPSED_NS: AtomicU64 = AtomicU64::new(0);
-
-fn now_ns() -> u64 {
-    ORIGIN.get_or_init(Instant::now).elapsed().as_nanos() as u64
-}
-
-fn count() {
-    CALLS.fetch_add(1, Relaxed);
-}
-
-/// Registered newest: runs first and starts the clock.
-fn start() {
-    STARTED_NS.store(now_ns(), Relaxed);
-}
 
 /// Registered oldest: runs last and stops the clock.
 fn stop() {
-    ELAPSED_NS.store(now_ns() - STARTED_NS.load(Relaxed), Relaxed);
+    ELAPSED_NS.store(run_clock::elapsed_ns(), Relaxed);
 }
 
 /// A function type per `I`: `unregister` needs functions registered once

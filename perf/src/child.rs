@@ -8,35 +8,18 @@
 use std::hint::black_box;
 use std::io::{self, Write};
 use std::process;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
-use std::sync::OnceLock;
+use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 
 use atexit::{Handle, Registry};
 
-static CALLS: AtomicU64 = AtomicU64::new(0);
+use crate::run_clock::{self, count, now_ns, start, CALLS};
+
 static HANDLERS: AtomicUsize = AtomicUsize::new(0);
-static ORIGIN: OnceLock<Instant> = OnceLock::new();
-static STARTED_NS: AtomicU64 = AtomicU64::new(0);
-
-fn now_ns() -> u64 {
-    ORIGIN.get_or_init(Instant::now).elapsed().as_nanos() as u64
-}
-
-/// The handler every measurement registers: the same work as the C
-/// anchor's `count`.
-fn count() {
-    CALLS.fetch_add(1, Relaxed);
-}
-
-/// The newest handler: runs first and starts the clock.
-fn start() {
-    STARTED_NS.store(now_ns(), Relaxed);
-}
 
 /// The oldest handler: runs last and stops the clock.
 fn stop() {
-    let elapsed = now_ns() - STARTED_NS.load(Relaxed);
+    let elapsed = run_clock::elapsed_ns();
     let handlers = HANDLERS.load(Relaxed);
     let mut out = io::stdout().lock();
     let _ = writeln!(

@@ -14,6 +14,7 @@
 mod fn_table;
 mod child;
 mod never;
+mod run_clock;
 
 use std::collections::BTreeMap;
 use std::env;
