@@ -1,5 +1,8 @@
-//! Platform dispatch: the only place that talks to the C library, and the
-//! only module allowed `unsafe`.
+//! Everything that needs `unsafe`, and the only module allowed it: the C
+//! library's exit, fork and signal calls (`unix`, chosen by platform), the
+//! registry lock that can be held across `fork` (`lock`), and callbacks
+//! stored in two words with small closures inline (`erased`). The rest of
+//! the crate is `#![deny(unsafe_code)]`.
 
 mod erased;
 mod lock;
