@@ -12,7 +12,6 @@ use std::io::{self, Write};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use crate::deadline;
-use crate::error::Failure;
 use crate::global;
 use crate::run;
 use crate::sys;
@@ -44,6 +43,9 @@ const KIND_EXIT_UNKNOWN: u64 = 2 << 32;
 const KIND_SIGNAL: u64 = 3 << 32;
 /// `set_failure_code`: 0 when unset, else `KIND_EXIT_KNOWN | code`.
 static FAILURE_CODE: AtomicU64 = AtomicU64::new(0);
+/// Whether a handler of the exit run failed, counting nested runs whose
+/// outer loop never resumes (a handler that called `exit`).
+static EXIT_RUN_FAILED: AtomicBool = AtomicBool::new(false);
 
 thread_local! {
     /// Whether this thread owns the exit run. `const` and `Drop`-free, so
@@ -122,9 +124,9 @@ pub(crate) fn finish() {
 pub(crate) fn on_process_exit(status: Option<i32>) {
     match begin(ExitReason::Exit(status)) {
         Begin::Owner => {
-            let failures = run::run_to_empty(global::shared());
+            run::run_to_empty(global::shared());
             finish();
-            if let Some(code) = failure_override(status, &failures) {
+            if let Some(code) = failure_override(status) {
                 // glibc carries on with the remaining C exit entries, then
                 // ends the process with the new status.
                 sys::exit_process(code);
@@ -137,12 +139,18 @@ pub(crate) fn on_process_exit(status: Option<i32>) {
     }
 }
 
+/// A handler of the exit run failed.
+pub(crate) fn note_failure() {
+    EXIT_RUN_FAILED.store(true, Ordering::Relaxed);
+}
+
 /// The code `set_failure_code` asks for, if it applies to this exit.
-fn failure_override(status: Option<i32>, failures: &[Failure]) -> Option<i32> {
+fn failure_override(status: Option<i32>) -> Option<i32> {
     let packed = FAILURE_CODE.load(Ordering::Relaxed);
     // Only the low byte reaches the parent: `exit(256)` is a success too.
     let succeeded = status.is_some_and(|status| status & 0xff == 0);
-    (packed != 0 && succeeded && !failures.is_empty()).then_some(packed as u32 as i32)
+    let failed = EXIT_RUN_FAILED.load(Ordering::Relaxed);
+    (packed != 0 && succeeded && failed).then_some(packed as u32 as i32)
 }
 
 pub(crate) fn set_failure_code(code: Option<i32>) {
@@ -158,9 +166,9 @@ pub(crate) fn exit(code: i32) -> ! {
         // would abort ("called re-entrantly"); the C library's `exit` is
         // defined to carry on from inside an exit handler.
         REASON.store(pack(ExitReason::Exit(Some(code))), Ordering::Release);
-        let failures = run::run_to_empty(global::shared());
+        run::run_to_empty(global::shared());
         finish();
-        let code = failure_override(Some(code), &failures).unwrap_or(code);
+        let code = failure_override(Some(code)).unwrap_or(code);
         let _ = io::stdout().flush();
         sys::exit_process(code);
     }

@@ -32,6 +32,9 @@ pub(crate) enum Report {
     Return,
     /// Nobody is there to receive it: one line on stderr per failure.
     Stderr,
+    /// The exit run: a line on stderr, and the exit run learns of it (for
+    /// `set_failure_code`) even if it never returns to its caller.
+    ExitRun,
 }
 
 /// Runs `shared` to empty unless this thread is already running it.
@@ -49,8 +52,8 @@ pub(crate) fn run(shared: &Shared, report: Report) -> Result<(), RunError> {
 
 /// The exit run: runs everything left, even when nested in another run of
 /// the same registry (a handler of `run_now` that ends the process).
-pub(crate) fn run_to_empty(shared: &Shared) -> Vec<Failure> {
-    run_marked(shared, Report::Stderr)
+pub(crate) fn run_to_empty(shared: &Shared) {
+    run_marked(shared, Report::ExitRun);
 }
 
 fn run_marked(shared: &Shared, report: Report) -> Vec<Failure> {
@@ -84,7 +87,10 @@ fn run_one(popped: Popped, report: Report) -> Option<Failure> {
     let payload = panic::catch_unwind(AssertUnwindSafe(move || callback.call())).err()?;
     let failure = Failure::new(payload_text(payload.as_ref()), site, name);
     drop_quietly(payload);
-    if report == Report::Stderr {
+    if report == Report::ExitRun {
+        exit::note_failure();
+    }
+    if report != Report::Return {
         // Never `eprintln!`: it panics when stderr is gone.
         let _ = writeln!(
             io::stderr(),

@@ -272,6 +272,11 @@ const CHECKS: &[(&str, Check)] = &[
         );
         assert_eq!(out.code, Some(0));
     }),
+    ("failure_code_across_nested_exit", |out| {
+        // The panic came before the handler that exits: it still counts.
+        assert_eq!(out.panic_messages().len(), 1, "{}", out.stderr);
+        assert_eq!(out.code, Some(70));
+    }),
     ("new_thread_hook_exits", |out| {
         assert_eq!(out.stdout, "older still runs\n");
         assert_eq!(out.stderr, "");

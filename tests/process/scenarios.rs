@@ -178,6 +178,11 @@ pub fn play(name: &str) -> Result<(), String> {
                 .on_new_thread()
                 .register();
         }
+        "failure_code_across_nested_exit" => {
+            atexit::set_failure_code(Some(70));
+            atexit::register(|| atexit::exit(0));
+            atexit::register(|| panic!("cleanup failed"));
+        }
         "stdout_closed" => {
             atexit::register(|| {
                 let _ = writeln!(std::io::stderr(), "older ran");
