@@ -30,7 +30,7 @@ pub(crate) fn register(
     callback: Callback,
     site: Site,
     key: Option<TypeId>,
-    meta: Option<Meta>,
+    meta: Option<Box<Meta>>,
 ) -> Handle {
     if !EXIT_HOOK_ARMED.load(Ordering::Acquire) {
         arm_exit_hook();

@@ -183,9 +183,11 @@ where
             InChild::Run => None,
             InChild::Skip => Some(std::process::id()),
         };
-        let meta = (self.name.is_some() || owner_pid.is_some()).then_some(Meta {
-            name: self.name,
-            owner_pid,
+        let meta = (self.name.is_some() || owner_pid.is_some()).then(|| {
+            Box::new(Meta {
+                name: self.name,
+                owner_pid,
+            })
         });
         let callback = self.callback;
         let callback: Callback = if self.new_thread {

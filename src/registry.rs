@@ -49,7 +49,7 @@ impl Shared {
         callback: Callback,
         site: Site,
         key: Option<TypeId>,
-        meta: Option<Meta>,
+        meta: Option<Box<Meta>>,
     ) -> Ticket {
         self.lock().insert(callback, site, key, meta)
     }

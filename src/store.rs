@@ -59,7 +59,7 @@ pub(crate) struct Meta {
 pub(crate) struct Popped {
     pub(crate) callback: Callback,
     pub(crate) site: Site,
-    pub(crate) meta: Option<Meta>,
+    pub(crate) meta: Option<Box<Meta>>,
 }
 
 /// One slab entry, 32 bytes on 64-bit targets. A slot is a pending handler,
@@ -129,7 +129,7 @@ pub(crate) struct Store {
     site_ids: FastMap<usize, u32>,
     /// The last site registered from (address, index).
     last_site: Option<(usize, u32)>,
-    meta: FastMap<u32, Meta>,
+    meta: FastMap<u32, Box<Meta>>,
 }
 
 impl Store {
@@ -163,13 +163,18 @@ impl Store {
         callback: Callback,
         site: Site,
         key: Option<TypeId>,
-        meta: Option<Meta>,
+        meta: Option<Box<Meta>>,
     ) -> Ticket {
         let header = key.map(|type_id| self.header_of(type_id));
         let site = self.site_id(site);
         let stamp = self.stamp();
         let mut callback = callback;
-        callback.set_links(NIL, NIL);
+        let fast = header.is_some() && callback.has_free_word();
+        if fast {
+            self.insert_links_fast(header.unwrap_or(NIL), &mut callback);
+        } else {
+            callback.set_links(NIL, NIL);
+        }
         let index = self.allocate(Slot {
             callback: Some(callback),
             site,
@@ -181,7 +186,7 @@ impl Store {
             self.slots[self.newest as usize].newer = index;
         }
         self.newest = index;
-        if let Some(header) = header {
+        if let (Some(header), false) = (header, fast) {
             // Newest first after the header: header -> newest ... oldest -> header.
             let (header_newer, first) = self.key_links(header).expect("a header has links");
             self.set_key_links(index, header, first);
@@ -276,6 +281,41 @@ impl Store {
         stamp
     }
 
+    /// Links a function item about to be stored at the next free index
+    /// onto `header`'s list, newest first: its own links go in its word,
+    /// and its neighbours (the header, the previous newest) learn of it.
+    /// The common case of `insert`, kept to direct word accesses.
+    #[inline]
+    fn insert_links_fast(&mut self, header: u32, callback: &mut Callback) {
+        let index = if self.free == NIL {
+            self.slots.len() as u32
+        } else {
+            self.free
+        };
+        let Some(header_callback) = self.slots[header as usize].callback.as_mut() else {
+            unreachable!("a header slot holds its header callback")
+        };
+        let (oldest, first) = header_callback.free_word_links();
+        callback.set_free_word_links(header, first);
+        if first == header {
+            header_callback.set_free_word_links(index, index);
+            return;
+        }
+        header_callback.set_free_word_links(oldest, index);
+        let first_slot = &mut self.slots[first as usize];
+        if first_slot.site & SIDE == 0 {
+            if let Some(first_callback) = first_slot.callback.as_mut().filter(|c| c.has_free_word())
+            {
+                let (_, first_older) = first_callback.free_word_links();
+                first_callback.set_free_word_links(index, first_older);
+                return;
+            }
+        }
+        // The previous newest keeps its links in the side map.
+        let first_older = self.key_links(first).expect("on the list").1;
+        self.set_key_links(first, index, first_older);
+    }
+
     /// Puts `slot` in a free slot (or a new one) and returns its index.
     fn allocate(&mut self, slot: Slot) -> u32 {
         if self.free == NIL {
@@ -344,15 +384,19 @@ impl Store {
 
     /// The function-list links (newer, older) of slot `index`, if it is on
     /// a list (a header always is).
+    #[inline]
     fn key_links(&self, index: u32) -> Option<(u32, u32)> {
         let slot = &self.slots[index as usize];
         if slot.site & SIDE != 0 {
             return self.side.get(&index).copied();
         }
-        slot.callback
-            .as_ref()
-            .and_then(Callback::links)
-            .filter(|&(newer, _)| newer != NIL)
+        match &slot.callback {
+            Some(callback) if callback.has_free_word() => {
+                let links = callback.free_word_links();
+                (links.0 != NIL).then_some(links)
+            }
+            _ => None,
+        }
     }
 
     /// Sets the function-list links of the occupied slot `index`: in its
@@ -368,15 +412,33 @@ impl Store {
         }
     }
 
+    /// Replaces one or both function-list links of slot `index` (a header
+    /// or a pending handler on a list), straight in its word when it can.
+    #[inline]
+    fn relink(&mut self, index: u32, newer: Option<u32>, older: Option<u32>) {
+        let slot = &mut self.slots[index as usize];
+        if slot.site & SIDE == 0 {
+            if let Some(callback) = slot.callback.as_mut().filter(|c| c.has_free_word()) {
+                let (old_newer, old_older) = callback.free_word_links();
+                callback
+                    .set_free_word_links(newer.unwrap_or(old_newer), older.unwrap_or(old_older));
+                return;
+            }
+        }
+        let (old_newer, old_older) = self.key_links(index).expect("on the list");
+        self.set_key_links(
+            index,
+            newer.unwrap_or(old_newer),
+            older.unwrap_or(old_older),
+        );
+    }
+
     /// Unlinks the occupied slot `index` from both lists and frees it.
     fn take(&mut self, index: u32) -> Popped {
-        let links = self.key_links(index);
-        if let Some((key_newer, key_older)) = links {
+        if let Some((key_newer, key_older)) = self.key_links(index) {
             // Circular through the header: both neighbours are on the list.
-            let (newer_newer, _) = self.key_links(key_newer).expect("on the list");
-            self.set_key_links(key_newer, newer_newer, key_older);
-            let (_, older_older) = self.key_links(key_older).expect("on the list");
-            self.set_key_links(key_older, key_newer, older_older);
+            self.relink(key_newer, None, Some(key_older));
+            self.relink(key_older, Some(key_newer), None);
         }
         let free = self.free;
         let slot = &mut self.slots[index as usize];
@@ -587,10 +649,10 @@ mod tests {
             name: Some("flush".into()),
             owner_pid: None,
         };
-        store.insert(make(1), here(), None, Some(meta.clone()));
+        store.insert(make(1), here(), None, Some(Box::new(meta.clone())));
         store.insert(make(2), here(), None, None);
         assert!(store.pop_newest().unwrap().meta.is_none());
-        assert_eq!(store.pop_newest().unwrap().meta, Some(meta));
+        assert_eq!(store.pop_newest().unwrap().meta, Some(Box::new(meta)));
         assert!(store.meta.is_empty());
     }
 

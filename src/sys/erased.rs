@@ -145,22 +145,28 @@ impl Callback {
         size_of::<Word>() >= 8 && matches!(self.table.kind, Kind::ZeroSized | Kind::Header)
     }
 
-    /// The two links kept in a free word; `None` for other callbacks.
-    pub(crate) fn links(&self) -> Option<(u32, u32)> {
-        self.has_free_word().then(|| {
-            // A free word only ever holds links written by `set_links` or
-            // the null of `new`/`header`: an address without provenance.
-            let packed = self.word_address() as u64;
-            ((packed >> 32) as u32, packed as u32)
-        })
-    }
-
     /// Stores two links in a free word; does nothing to other callbacks.
     pub(crate) fn set_links(&mut self, newer: u32, older: u32) {
         if self.has_free_word() {
             let packed = (u64::from(newer) << 32) | u64::from(older);
             self.word = Word::new(ptr::without_provenance_mut(packed as usize));
         }
+    }
+
+    /// The links of a callback whose word is known to be free.
+    #[inline]
+    pub(crate) fn free_word_links(&self) -> (u32, u32) {
+        debug_assert!(self.has_free_word());
+        let packed = self.word_address() as u64;
+        ((packed >> 32) as u32, packed as u32)
+    }
+
+    /// Sets the links of a callback whose word is known to be free.
+    #[inline]
+    pub(crate) fn set_free_word_links(&mut self, newer: u32, older: u32) {
+        debug_assert!(self.has_free_word());
+        let packed = (u64::from(newer) << 32) | u64::from(older);
+        self.word = Word::new(ptr::without_provenance_mut(packed as usize));
     }
 
     fn word_address(&self) -> usize {
@@ -231,9 +237,10 @@ mod tests {
             CALLS.fetch_add(1, Ordering::SeqCst);
         }
         let mut zero_sized = Callback::new(item);
-        assert_eq!(zero_sized.links(), Some((0, 0)));
+        assert!(zero_sized.has_free_word());
+        assert_eq!(zero_sized.free_word_links(), (0, 0));
         zero_sized.set_links(7, u32::MAX);
-        assert_eq!(zero_sized.links(), Some((7, u32::MAX)));
+        assert_eq!(zero_sized.free_word_links(), (7, u32::MAX));
         zero_sized.call();
         assert_eq!(CALLS.load(Ordering::SeqCst), 1);
     }
@@ -243,12 +250,12 @@ mod tests {
         let (_count, inline) = counted();
         let mut inline = Callback::new(inline);
         inline.set_links(1, 2);
-        assert_eq!(inline.links(), None);
+        assert!(!inline.has_free_word());
         inline.call();
         let mut header = Callback::header();
         assert!(header.is_header());
         header.set_links(3, 4);
-        assert_eq!(header.links(), Some((3, 4)));
+        assert_eq!(header.free_word_links(), (3, 4));
     }
 
     #[test]
