@@ -65,10 +65,16 @@ pub(crate) fn stop() {
 }
 
 /// Records the hook about to run, for the watchdog's message.
+#[inline]
 pub(crate) fn note_running(site: Site, name: Option<&str>) {
     if WATCHING.load(Ordering::Acquire) {
-        *lock(&RUNNING_HOOK) = Some((site, name.map(|name| Cow::Owned(name.to_owned()))));
+        record_running(site, name);
     }
+}
+
+#[cold]
+fn record_running(site: Site, name: Option<&str>) {
+    *lock(&RUNNING_HOOK) = Some((site, name.map(|name| Cow::Owned(name.to_owned()))));
 }
 
 fn watch(budget: Duration, end: Option<Instant>, reason: ExitReason) {

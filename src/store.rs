@@ -103,6 +103,13 @@ impl Hasher for IdHasher {
 
 type FastMap<K, V> = HashMap<K, V, BuildHasherDefault<IdHasher>>;
 
+/// One function-list link to replace (see `Store::relink`).
+#[derive(Clone, Copy)]
+enum Link {
+    Newer(u32),
+    Older(u32),
+}
+
 #[cold]
 fn too_many() -> ! {
     panic!("atexit: more than 4 294 967 294 handlers and functions")
@@ -412,33 +419,34 @@ impl Store {
         }
     }
 
-    /// Replaces one or both function-list links of slot `index` (a header
-    /// or a pending handler on a list), straight in its word when it can.
+    /// Replaces one function-list link of slot `index` (a header or a
+    /// pending handler on a list), straight in its word when it can.
     #[inline]
-    fn relink(&mut self, index: u32, newer: Option<u32>, older: Option<u32>) {
+    fn relink(&mut self, index: u32, link: Link) {
         let slot = &mut self.slots[index as usize];
         if slot.site & SIDE == 0 {
             if let Some(callback) = slot.callback.as_mut().filter(|c| c.has_free_word()) {
-                let (old_newer, old_older) = callback.free_word_links();
-                callback
-                    .set_free_word_links(newer.unwrap_or(old_newer), older.unwrap_or(old_older));
+                let (newer, older) = callback.free_word_links();
+                match link {
+                    Link::Newer(newer) => callback.set_free_word_links(newer, older),
+                    Link::Older(older) => callback.set_free_word_links(newer, older),
+                }
                 return;
             }
         }
-        let (old_newer, old_older) = self.key_links(index).expect("on the list");
-        self.set_key_links(
-            index,
-            newer.unwrap_or(old_newer),
-            older.unwrap_or(old_older),
-        );
+        let (newer, older) = self.key_links(index).expect("on the list");
+        match link {
+            Link::Newer(newer) => self.set_key_links(index, newer, older),
+            Link::Older(older) => self.set_key_links(index, newer, older),
+        }
     }
 
     /// Unlinks the occupied slot `index` from both lists and frees it.
     fn take(&mut self, index: u32) -> Popped {
         if let Some((key_newer, key_older)) = self.key_links(index) {
             // Circular through the header: both neighbours are on the list.
-            self.relink(key_newer, None, Some(key_older));
-            self.relink(key_older, Some(key_newer), None);
+            self.relink(key_newer, Link::Older(key_older));
+            self.relink(key_older, Link::Newer(key_newer));
         }
         let free = self.free;
         let slot = &mut self.slots[index as usize];
