@@ -137,6 +137,14 @@ impl Running {
     }
 }
 
+/// Starts `command`, waits for its `READY` line, sends `signal`, and waits
+/// for it to end.
+pub fn signalled(command: Command, signal: i32) -> Outcome {
+    let running = start(command);
+    running.signal(signal);
+    running.finish()
+}
+
 /// Starts `command` and waits for its `READY` line.
 pub fn start(mut command: Command) -> Running {
     command

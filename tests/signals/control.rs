@@ -327,9 +327,7 @@ fn reason_is(how: &str, expected: &str, code: Option<i32>) {
 
 #[cfg(feature = "signal")]
 fn reason_handled_sigterm() {
-    let running = common::start(child("reason:signal"));
-    running.signal(libc::SIGTERM);
-    let outcome = running.finish();
+    let outcome = common::signalled(child("reason:signal"), libc::SIGTERM);
     assert_eq!(
         outcome.stdout,
         reason_lines("Some(Signal(15))", "READY\n"),
@@ -390,9 +388,7 @@ fn failure_code_gives(arg: &str, code: Option<i32>) {
 
 #[cfg(feature = "signal")]
 fn failure_code_keeps_signal_death() {
-    let running = common::start(child("failure_code:70:signal"));
-    running.signal(libc::SIGTERM);
-    let outcome = running.finish();
+    let outcome = common::signalled(child("failure_code:70:signal"), libc::SIGTERM);
     check_failure_run(&outcome, "READY\n", true);
     assert_eq!(outcome.signal, Some(libc::SIGTERM), "{outcome:?}");
 }

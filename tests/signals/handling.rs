@@ -232,9 +232,7 @@ fn refusal_lines() -> String {
 }
 
 fn refused_calls_change_nothing() {
-    let running = common::start(child("refusals:first"));
-    running.signal(SIGTERM);
-    let outcome = running.finish();
+    let outcome = common::signalled(child("refusals:first"), SIGTERM);
     // SIGTERM was refused along with each bad signal: it still kills at once.
     assert_eq!(
         outcome.stdout,
@@ -246,9 +244,7 @@ fn refused_calls_change_nothing() {
 }
 
 fn after_refusals(signal: c_int, runs_handler: bool) {
-    let running = common::start(child("refusals:then_good"));
-    running.signal(signal);
-    let outcome = running.finish();
+    let outcome = common::signalled(child("refusals:then_good"), signal);
     let handler = if runs_handler { "handler ran\n" } else { "" };
     let lines = refusal_lines();
     assert_eq!(
@@ -362,9 +358,7 @@ fn with_signal_hook_flags(_: &str) -> Result<(), String> {
 }
 
 fn signal_hook_flags_are_still_set() {
-    let running = common::start(child("with_signal_hook_flags"));
-    running.signal(SIGTERM);
-    let outcome = running.finish();
+    let outcome = common::signalled(child("with_signal_hook_flags"), SIGTERM);
     assert_eq!(
         outcome.stdout, "READY\nflag registered before: true, after: true\n",
         "{outcome:?}"
@@ -418,9 +412,7 @@ fn with_raw_handler(when: &str) -> Result<(), String> {
 }
 
 fn raw_handler_installed_before_is_chained() {
-    let running = common::start(child("with_raw_handler:before"));
-    running.signal(SIGTERM);
-    let outcome = running.finish();
+    let outcome = common::signalled(child("with_raw_handler:before"), SIGTERM);
     assert_eq!(
         outcome.stdout, "READY\nhandler ran; raw handler ran: true\n",
         "{outcome:?}"
@@ -430,9 +422,7 @@ fn raw_handler_installed_before_is_chained() {
 }
 
 fn raw_handler_installed_after_replaces_ours() {
-    let running = common::start(child("with_raw_handler:after"));
-    running.signal(SIGTERM);
-    let outcome = running.finish();
+    let outcome = common::signalled(child("with_raw_handler:after"), SIGTERM);
     assert_eq!(outcome.stdout, "READY\nraw handler ran\n", "{outcome:?}");
     assert_eq!(outcome.stderr, "", "{outcome:?}");
     assert_eq!(outcome.code, Some(42), "{outcome:?}");

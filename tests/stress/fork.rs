@@ -357,12 +357,7 @@ fn fork_group(plan: &Plan) -> Vec<String> {
     let mut problems = problem_lines(&ended);
     let Some(counts) = summary(&ended) else {
         println!("fork at a bad moment: no summary ({})", describe(&ended));
-        problems.push(format!(
-            "no summary: {}, stdout {:?}, stderr {:?}",
-            describe(&ended),
-            ended.stdout,
-            ended.stderr
-        ));
+        problems.push(no_summary(&ended));
         return problems;
     };
     let [_, lost, doubled, skip_ran, hung, bad_status, misordered, ops] = counts[..] else {
@@ -490,12 +485,7 @@ fn library_group(plan: &Plan) -> Vec<String> {
                 problems.push("non-zero counts".into());
             }
         }
-        _ => problems.push(format!(
-            "no summary: {}, stdout {:?}, stderr {:?}",
-            describe(&ended),
-            ended.stdout,
-            ended.stderr
-        )),
+        _ => problems.push(no_summary(&ended)),
     }
     problems
 }
@@ -577,12 +567,17 @@ fn signals_group(plan: &Plan) -> Vec<String> {
                 problems.push("non-zero counts".into());
             }
         }
-        _ => problems.push(format!(
-            "no summary: {}, stdout {:?}, stderr {:?}",
-            describe(&ended),
-            ended.stdout,
-            ended.stderr
-        )),
+        _ => problems.push(no_summary(&ended)),
     }
     problems
+}
+
+/// The problem to report when a child printed no summary line.
+fn no_summary(ended: &child::Ended) -> String {
+    format!(
+        "no summary: {}, stdout {:?}, stderr {:?}",
+        describe(ended),
+        ended.stdout,
+        ended.stderr
+    )
 }
