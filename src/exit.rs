@@ -6,10 +6,18 @@
 //! thread that tries to exit meanwhile waits forever, since the owner is
 //! about to end the process; this thread nesting into it (a handler that
 //! exits) carries it on.
+//!
+//! Only a thread already inside the C library's `exit` may call it again:
+//! since glibc 2.41 a call from a second thread blocks while another thread
+//! is inside `exit` (BZ 31997), where older versions let both run. So a
+//! hook on a thread of its own hands an exit request to the owner of the
+//! run, and an owner outside the C `exit` (the `atexit-signals` thread)
+//! hands the final call to a thread waiting inside it, if there is one.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::io::{self, Write};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{mpsc, Condvar, Mutex};
 
 use crate::deadline;
 use crate::global;
@@ -48,10 +56,25 @@ static FAILURE_CODE: AtomicU64 = AtomicU64::new(0);
 static EXIT_RUN_FAILED: AtomicBool = AtomicBool::new(false);
 
 thread_local! {
-    /// Whether this thread owns the exit run. `const` and `Drop`-free, so
-    /// it can be read after thread-local destructors have run.
+    /// Whether this thread owns the exit run, or stands in for its owner
+    /// (a hook on a thread of its own). `const` and `Drop`-free, so it can
+    /// be read after thread-local destructors have run.
     static OWNER_HERE: Cell<bool> = const { Cell::new(false) };
+    /// Whether this thread is inside the C library's `exit` (in our exit
+    /// hook), where a nested `exit` is defined on every glibc version.
+    static IN_C_EXIT: Cell<bool> = const { Cell::new(false) };
+    /// Set on a hook's own thread that stands in for the owner: where an
+    /// exit request goes. Touched only on such threads, whose thread-locals
+    /// are alive, never on the exiting thread.
+    static STAND_IN: Cell<bool> = const { Cell::new(false) };
+    static HAND_TO_OWNER: RefCell<Option<mpsc::Sender<i32>>> = const { RefCell::new(None) };
 }
+
+/// An exit code handed to a thread waiting inside the C `exit`.
+static HANDED_CODE: Mutex<Option<i32>> = Mutex::new(None);
+static CODE_HANDED: Condvar = Condvar::new();
+/// How many threads wait inside the C `exit` for another's run to end.
+static WAITING_IN_C_EXIT: AtomicU64 = AtomicU64::new(0);
 
 fn pack(reason: ExitReason) -> u64 {
     match reason {
@@ -104,10 +127,12 @@ pub(crate) fn owns_exit_run() -> bool {
     OWNER_HERE.get()
 }
 
-/// Makes a helper thread stand in for the owner of the exit run, so that
-/// `exit` from a hook on it carries the run on instead of waiting forever.
-pub(crate) fn set_owns_exit_run(owns: bool) {
-    OWNER_HERE.set(owns);
+/// Makes a hook's own thread stand in for the owner of the exit run: an
+/// exit requested there is sent to `owner`, which carries the run on.
+pub(crate) fn stand_in_for_owner(owner: mpsc::Sender<i32>) {
+    OWNER_HERE.set(true);
+    STAND_IN.set(true);
+    HAND_TO_OWNER.with(|slot| *slot.borrow_mut() = Some(owner));
 }
 
 /// Marks the run over: nothing runs any more on our behalf.
@@ -122,6 +147,7 @@ pub(crate) fn finish() {
 /// Called by the C library's exit machinery (see `sys`), with the exit
 /// status where the platform tells it.
 pub(crate) fn on_process_exit(status: Option<i32>) {
+    IN_C_EXIT.set(true);
     match begin(ExitReason::Exit(status)) {
         Begin::Owner => {
             run::run_to_empty(global::shared());
@@ -135,8 +161,45 @@ pub(crate) fn on_process_exit(status: Option<i32>) {
         Begin::Nested => {
             run::run_to_empty(global::shared());
         }
-        Begin::Elsewhere => park_forever(),
+        Begin::Elsewhere => wait_in_c_exit(),
     }
+}
+
+/// Inside the C `exit` while another thread owns the run: wait, in case
+/// that owner cannot call `exit` itself and hands its code over.
+fn wait_in_c_exit() -> ! {
+    WAITING_IN_C_EXIT.fetch_add(1, Ordering::AcqRel);
+    let mut handed = lock(&HANDED_CODE);
+    loop {
+        if let Some(code) = handed.take() {
+            drop(handed);
+            // Nested in our own exit hook, on this thread: glibc carries on
+            // with the C exit entries left, then ends with `code`.
+            sys::exit_process(code);
+        }
+        handed = CODE_HANDED
+            .wait(handed)
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+    }
+}
+
+/// Ends the process with `code` through the C library's `exit`, from the
+/// owner of a finished run.
+fn end_process(code: i32) -> ! {
+    if !IN_C_EXIT.get() && WAITING_IN_C_EXIT.load(Ordering::Acquire) > 0 {
+        // Calling `exit` here would block on glibc 2.41 behind the thread
+        // already inside it: let that thread make the call.
+        *lock(&HANDED_CODE) = Some(code);
+        CODE_HANDED.notify_one();
+        park_forever();
+    }
+    sys::exit_process(code)
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// A handler of the exit run failed.
@@ -160,6 +223,16 @@ pub(crate) fn set_failure_code(code: Option<i32>) {
 
 /// [`crate::exit`].
 pub(crate) fn exit(code: i32) -> ! {
+    if STAND_IN.get() {
+        // A hook on its own thread, which the owner waits for: the owner
+        // carries the run on from where it is (and may call the C `exit`;
+        // this thread may not).
+        let owner = HAND_TO_OWNER.with(|slot| slot.borrow_mut().take());
+        if let Some(owner) = owner {
+            let _ = owner.send(code);
+        }
+        park_forever();
+    }
     if OWNER_HERE.get() {
         // A handler of the exit run on this thread: the handlers left still
         // run, here, and then the process ends with `code`. `std::process::exit`
@@ -170,7 +243,7 @@ pub(crate) fn exit(code: i32) -> ! {
         finish();
         let code = failure_override(Some(code)).unwrap_or(code);
         let _ = io::stdout().flush();
-        sys::exit_process(code);
+        end_process(code);
     }
     if EXIT_RUN_ACTIVE.load(Ordering::Acquire) {
         park_forever();

@@ -149,7 +149,7 @@ pub use hook::{Handle, Hook, InChild};
 pub use join::join_at_exit;
 pub use registry::Registry;
 #[cfg(feature = "signal")]
-pub use signal::{handle_signals, handle_signals_for};
+pub use signal::{handle_signals, handle_signals_for, set_coalesce_window, COALESCE_WINDOW};
 
 /// `#[atexit::register]`: registers a function with no parameters before
 /// `main` starts, Python's `@atexit.register`.

@@ -9,7 +9,7 @@ use std::any::Any;
 use std::cell::Cell;
 use std::io::{self, Write};
 use std::panic::{self, AssertUnwindSafe};
-use std::sync::{Arc, Mutex};
+use std::sync::{mpsc, Arc, Mutex};
 use std::thread;
 
 use crate::deadline;
@@ -104,17 +104,24 @@ fn run_one(popped: Popped, report: Report) -> Option<Failure> {
 /// Runs `f` on a new thread and waits for it, carrying over what this
 /// thread is running (so nested runs and exits behave as they would here).
 /// A panic in `f` is re-raised here, to be caught and reported by the run.
+/// An exit that `f` requests during the exit run is carried out here, on
+/// the thread that owns the run.
 pub(crate) fn on_new_thread<F: FnOnce() + Send + 'static>(f: F) {
     let slot = Arc::new(Mutex::new(Some(f)));
     let running = RUNNING.get();
     let owns_exit = exit::owns_exit_run();
+    let (exit_request, exit_requested) = mpsc::channel();
     let spawned = {
         let slot = Arc::clone(&slot);
         thread::Builder::new()
             .name("atexit-hook".into())
             .spawn(move || {
                 RUNNING.set(running);
-                exit::set_owns_exit_run(owns_exit);
+                if owns_exit {
+                    exit::stand_in_for_owner(exit_request);
+                } else {
+                    drop(exit_request);
+                }
                 if let Some(f) = take(&slot) {
                     f();
                 }
@@ -122,6 +129,11 @@ pub(crate) fn on_new_thread<F: FnOnce() + Send + 'static>(f: F) {
     };
     match spawned {
         Ok(thread) => {
+            // Every sender is gone once the thread has ended; a code
+            // arrives only if the hook called `atexit::exit`.
+            if let Ok(code) = exit_requested.recv() {
+                exit::exit(code);
+            }
             if let Err(payload) = thread.join() {
                 panic::resume_unwind(payload);
             }

@@ -6,6 +6,7 @@
 //! context.
 
 use std::io::{self, Write};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{mpsc, Mutex};
 use std::thread;
 use std::time::Duration;
@@ -26,6 +27,38 @@ struct Installed {
 
 static INSTALLED: Mutex<Option<Installed>> = Mutex::new(None);
 
+/// How long after the first handled signal another one still counts as the
+/// same stop request, unless [`set_coalesce_window`] says otherwise.
+///
+/// Real senders often deliver one request twice: coreutils `timeout`
+/// signals the program and then its process group (microseconds apart), a
+/// closed terminal sends SIGHUP from the shell and then from the kernel
+/// (about 0.3 ms apart), systemd with `SendSIGHUP=yes` sends SIGTERM and
+/// SIGHUP together. Those duplicates must not cut the handlers short. A
+/// person pressing Ctrl-C a second time, or a supervisor escalating, comes
+/// much later than this window and still ends the process at once.
+pub const COALESCE_WINDOW: Duration = Duration::from_millis(100);
+
+/// Sets how long after the first handled signal any other handled signal
+/// (whatever its number) is taken as the same stop request and ignored;
+/// [`COALESCE_WINDOW`] until set. After the window, a handled signal ends
+/// the process at once by that signal, skipping the handlers not yet run.
+/// `Duration::ZERO` makes every later signal end the process.
+///
+/// ```
+/// use std::time::Duration;
+/// // A supervisor that re-sends SIGTERM every 500 ms: treat resends as one.
+/// atexit::set_coalesce_window(Duration::from_secs(1));
+/// # atexit::set_coalesce_window(atexit::COALESCE_WINDOW);
+/// ```
+pub fn set_coalesce_window(window: Duration) {
+    let nanos = u64::try_from(window.as_nanos()).unwrap_or(u64::MAX);
+    WINDOW_NANOS.store(nanos, Ordering::Relaxed);
+}
+
+/// The coalescing window in nanoseconds, read in signal context.
+static WINDOW_NANOS: AtomicU64 = AtomicU64::new(COALESCE_WINDOW.as_nanos() as u64);
+
 /// SIGINT, SIGTERM and SIGHUP run the registered handlers, and then the
 /// process dies of that signal.
 ///
@@ -33,10 +66,14 @@ static INSTALLED: Mutex<Option<Installed>> = Mutex::new(None);
 /// first on the `atexit-signals` thread; then the default action of the
 /// signal is restored and the signal raised again, so a shell or supervisor
 /// sees "killed by SIGTERM" (status 143 in a shell), not a made-up exit code.
-/// A second handled signal while the handlers run ends the process at once
-/// by that signal ("press Ctrl-C again to force quit"), skipping the
+///
+/// Handled signals that arrive within [`COALESCE_WINDOW`] (100 ms) of the
+/// first are the same stop request, whatever their numbers, and are
+/// ignored: `timeout`, a closed terminal and systemd often deliver one
+/// request twice. A handled signal after that window ends the process at
+/// once by that signal ("press Ctrl-C again to force quit"), skipping the
 /// handlers not yet run. A handled signal that arrives while the process is
-/// already exiting normally does the same.
+/// already exiting normally (not because of a signal) also ends it at once.
 ///
 /// Calling it again is harmless.
 ///
@@ -96,7 +133,7 @@ pub fn handle_signals_for(signals: &[c_int]) -> Result<(), Error> {
         Some(installed) => {
             for &signal in signals {
                 if !installed.signals.contains(&signal) {
-                    sys::end_forked_children_on(signal, std::process::id())
+                    sys::watch_arrivals_of(signal, std::process::id(), &WINDOW_NANOS)
                         .map_err(|err| setup_error(signal, &err))?;
                     installed
                         .handle
@@ -108,7 +145,7 @@ pub fn handle_signals_for(signals: &[c_int]) -> Result<(), Error> {
         }
         None => {
             for &signal in signals {
-                sys::end_forked_children_on(signal, std::process::id())
+                sys::watch_arrivals_of(signal, std::process::id(), &WINDOW_NANOS)
                     .map_err(|err| setup_error(signal, &err))?;
             }
             let mut receiver =
@@ -188,19 +225,17 @@ fn is_reserved(_signal: c_int) -> bool {
     false
 }
 
-/// On the `atexit-signals` thread: the exit run for `signal`, then death.
-fn on_signal(signal: c_int) -> ! {
+/// On the `atexit-signals` thread, woken by `woken_by`: the exit run for
+/// the first handled signal that arrived, then death by it.
+fn on_signal(woken_by: c_int) -> ! {
+    // Several signals may be pending by now, and the iterator does not
+    // yield them in arrival order: the one recorded in signal context does.
+    let signal = sys::first_signal().unwrap_or(woken_by);
     match exit::begin(ExitReason::Signal(signal)) {
         Begin::Owner => {
-            // From here a second signal ends the process at once.
-            let handled = INSTALLED
-                .lock()
-                .map(|installed| installed.as_ref().map(|i| i.signals.clone()))
-                .unwrap_or_default()
-                .unwrap_or_default();
-            for &other in &handled {
-                sys::restore_default_action(other);
-            }
+            // Later signals are decided in signal context (`sys::arrival`):
+            // duplicates within the window are ignored, others end the
+            // process at once.
             run::run_to_empty(global::shared());
             exit::finish();
             flush_output_briefly();

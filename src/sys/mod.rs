@@ -4,11 +4,15 @@
 //! stored in two words with small closures inline (`erased`). The rest of
 //! the crate is `#![deny(unsafe_code)]`.
 
+#[cfg(all(unix, feature = "signal"))]
+mod arrival;
 mod erased;
 mod lock;
 #[cfg(unix)]
 mod unix;
 
+#[cfg(all(unix, feature = "signal"))]
+pub(crate) use arrival::{first_signal, watch_arrivals_of};
 pub(crate) use erased::Callback;
 pub(crate) use lock::{Guard, Lock};
 #[cfg(unix)]

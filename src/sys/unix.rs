@@ -185,23 +185,6 @@ pub(crate) fn restore_default_action(signal: i32) {
     }
 }
 
-/// Adds to `signal` an action that, in a process other than `owner` (a
-/// child made by `fork`, where no `atexit-signals` thread listens), ends the
-/// process by the signal at once instead of letting it vanish.
-#[cfg(feature = "signal")]
-pub(crate) fn end_forked_children_on(signal: i32, owner: u32) -> io::Result<()> {
-    // SAFETY: the action calls only getpid, signal, sigemptyset, sigaddset,
-    // pthread_sigmask and raise, all async-signal-safe, and allocates nothing.
-    unsafe {
-        signal_hook::low_level::register(signal, move || {
-            if libc::getpid() as u32 != owner {
-                raise_default(signal);
-            }
-        })
-    }
-    .map(drop)
-}
-
 /// Restores the default action of `signal`, unblocks it and raises it on
 /// this thread: for a terminating signal, the process dies of it here.
 #[cfg(feature = "signal")]

@@ -19,6 +19,8 @@ pub const SCENARIOS: &[(&str, Scenario)] = &[
     ("two_handlers", two_handlers),
     ("refusals", refusals),
     ("second_signal", second_signal),
+    ("slow_handlers", slow_handlers),
+    ("exit_while_main_exits", exit_while_main_exits),
     ("blocked_normal_exit", blocked_normal_exit),
     ("storm", storm),
     ("with_signal_hook_flags", with_signal_hook_flags),
@@ -68,8 +70,25 @@ pub const TESTS: &[Test] = &[
         second_signal_kills(SIGTERM)
     }),
     (
+        "second_signal_within_the_window_is_ignored",
+        second_signal_within_the_window_is_ignored,
+    ),
+    ("duplicate_sigterm_is_one_request", || {
+        duplicates_are_one_request(&[SIGTERM, SIGTERM], Duration::ZERO)
+    }),
+    ("sigterm_with_sighup_is_one_request", || {
+        duplicates_are_one_request(&[SIGTERM, SIGHUP], Duration::ZERO)
+    }),
+    ("sighup_then_others_dies_of_sighup", || {
+        duplicates_are_one_request(&[SIGHUP, SIGTERM, SIGINT], Duration::from_millis(20))
+    }),
+    (
         "sigterm_during_normal_exit_kills_at_once",
         sigterm_during_normal_exit,
+    ),
+    (
+        "atexit_exit_in_signal_run_while_main_exits",
+        atexit_exit_in_signal_run_while_main_exits,
     ),
     ("sigterm_storm_runs_handlers_at_most_once", sigterm_storm),
     (
@@ -257,7 +276,8 @@ fn after_refusals(signal: c_int, runs_handler: bool) {
 }
 
 /// The newest handler blocks after saying so; the older one must never run.
-fn second_signal(_: &str) -> Result<(), String> {
+fn second_signal(window_ms: &str) -> Result<(), String> {
+    second_signal_with_window(window_ms);
     atexit::handle_signals().expect("handle_signals");
     atexit::register(|| say("older handler ran"));
     atexit::register(|| {
@@ -271,12 +291,132 @@ fn second_signal(_: &str) -> Result<(), String> {
 fn second_signal_kills(second: c_int) {
     let mut running = common::start(child("second_signal"));
     running.signal(SIGTERM);
+    let first_sent = Instant::now();
     assert_eq!(running.read_line(), "blocking handler started");
+    // A deliberate second request comes after the coalescing window.
+    sleep_until(first_sent + atexit::COALESCE_WINDOW + Duration::from_millis(50));
     running.signal(second);
     let outcome = running.finish();
     assert_eq!(outcome.stdout, "READY\n", "{outcome:?}");
     assert_eq!(outcome.stderr, "", "{outcome:?}");
     assert_eq!(outcome.signal, Some(second), "{outcome:?}");
+}
+
+fn sleep_until(moment: Instant) {
+    thread::sleep(moment.saturating_duration_since(Instant::now()));
+}
+
+/// `second_signal:WINDOW_MS` sets the coalescing window first.
+fn second_signal_with_window(arg: &str) {
+    if let Ok(millis) = arg.parse() {
+        atexit::set_coalesce_window(Duration::from_millis(millis));
+    }
+}
+
+fn second_signal_within_the_window_is_ignored() {
+    let window = Duration::from_millis(1000);
+    let mut running = common::start(child(&format!("second_signal:{}", window.as_millis())));
+    running.signal(SIGTERM);
+    let first_sent = Instant::now();
+    assert_eq!(running.read_line(), "blocking handler started");
+    // Within the window: the same request, ignored.
+    running.signal(SIGINT);
+    running.signal(SIGHUP);
+    sleep_until(first_sent + window + Duration::from_millis(200));
+    assert!(
+        running.child.try_wait().expect("wait").is_none(),
+        "a signal within the window ended the process"
+    );
+    // After it: a second request, which ends the process by that signal.
+    running.signal(SIGINT);
+    let outcome = running.finish();
+    assert_eq!(outcome.stdout, "READY\n", "{outcome:?}");
+    assert_eq!(outcome.stderr, "", "{outcome:?}");
+    assert_eq!(outcome.signal, Some(SIGINT), "{outcome:?}");
+}
+
+/// Three handlers that take 200 ms in all, each saying when it starts and
+/// ends, and for which signal.
+fn slow_handlers(_: &str) -> Result<(), String> {
+    atexit::handle_signals().expect("handle_signals");
+    for name in ["oldest", "middle", "newest"] {
+        atexit::register(move || {
+            say(format_args!(
+                "{name} started, reason {:?}",
+                atexit::reason()
+            ));
+            thread::sleep(Duration::from_millis(66));
+            say(format_args!("{name} done"));
+        });
+    }
+    ready();
+    wait_forever()
+}
+
+/// `sent`, `gap` apart, all within the coalescing window (as `timeout` or
+/// systemd send them): one request, every handler runs, and the process
+/// dies of the first. Signals sent back to back (`gap` zero) are pending
+/// together and may be taken by different threads in either order, so
+/// then the first is whichever the process saw first.
+fn duplicates_are_one_request(sent: &[c_int], gap: Duration) {
+    let running = common::start(child("slow_handlers"));
+    for (n, &signal) in sent.iter().enumerate() {
+        if n > 0 {
+            thread::sleep(gap);
+        }
+        running.signal(signal);
+    }
+    let outcome = running.finish();
+    let first = match outcome.signal {
+        Some(signal) if gap.is_zero() && sent.contains(&signal) => signal,
+        _ => sent[0],
+    };
+    let reason = format!("Some(Signal({first}))");
+    assert_eq!(
+        outcome.stdout,
+        format!(
+            "READY\n\
+             newest started, reason {reason}\nnewest done\n\
+             middle started, reason {reason}\nmiddle done\n\
+             oldest started, reason {reason}\noldest done\n"
+        ),
+        "{outcome:?}"
+    );
+    assert_eq!(outcome.stderr, "", "{outcome:?}");
+    assert_eq!(outcome.signal, Some(first), "{outcome:?}");
+}
+
+/// A signal run in which `main` returns (and so waits inside the C `exit`)
+/// before a handler calls `atexit::exit(5)`: the handlers left run, then
+/// the process exits with 5. (On glibc 2.41 a second thread's `exit`
+/// would block behind `main`'s.)
+fn exit_while_main_exits(_: &str) -> Result<(), String> {
+    atexit::handle_signals().expect("handle_signals");
+    let (main_may_return, returned) = std::sync::mpsc::channel::<()>();
+    atexit::register(|| say("oldest ran"));
+    atexit::register(move || {
+        say("newest: letting main return");
+        drop(main_may_return);
+        // Time for `main` to return and reach the crate's exit hook.
+        thread::sleep(Duration::from_millis(200));
+        say("newest: exiting with 5");
+        atexit::exit(5);
+    });
+    ready();
+    let _ = returned.recv();
+    say("main returns");
+    Ok(())
+}
+
+fn atexit_exit_in_signal_run_while_main_exits() {
+    let outcome = common::signalled(child("exit_while_main_exits"), SIGTERM);
+    assert_eq!(
+        outcome.stdout,
+        "READY\nnewest: letting main return\nmain returns\nnewest: exiting with 5\noldest ran\n",
+        "{outcome:?}"
+    );
+    assert_eq!(outcome.stderr, "", "{outcome:?}");
+    assert_eq!(outcome.code, Some(5), "{outcome:?}");
 }
 
 /// `main` returns; the newest handler of that exit run blocks.

@@ -1,0 +1,90 @@
+//! What the operating system's signal handler decides when a handled
+//! signal arrives, in signal context: only atomics and async-signal-safe
+//! calls.
+//!
+//! One stop request is often delivered as two signals microseconds apart
+//! (coreutils `timeout` signals the child and then its process group; a
+//! closed terminal sends SIGHUP from the shell and from the kernel; systemd
+//! sends SIGTERM and then SIGHUP). Signals that arrive within the coalescing
+//! window of the first are the same request and are swallowed; a signal
+//! after the window is a deliberate second request and ends the process at
+//! once by that signal.
+
+use std::io;
+use std::sync::atomic::{AtomicI32, AtomicU64, Ordering};
+
+use super::unix::raise_default;
+
+/// The first handled signal to arrive, 0 until one has.
+static FIRST_SIGNAL: AtomicI32 = AtomicI32::new(0);
+/// When it arrived (`CLOCK_MONOTONIC`, nanoseconds); 0 until recorded.
+static FIRST_AT: AtomicU64 = AtomicU64::new(0);
+
+/// The first handled signal that arrived, if any has.
+pub(crate) fn first_signal() -> Option<i32> {
+    match FIRST_SIGNAL.load(Ordering::Acquire) {
+        0 => None,
+        signal => Some(signal),
+    }
+}
+
+/// `CLOCK_MONOTONIC` in nanoseconds, never 0.
+fn monotonic_nanos() -> u64 {
+    let mut now = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `clock_gettime` is async-signal-safe and writes only `now`,
+    // a valid timespec; CLOCK_MONOTONIC always exists on Linux and the BSDs.
+    unsafe {
+        libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut now);
+    }
+    let nanos = (now.tv_sec as u64)
+        .wrapping_mul(1_000_000_000)
+        .wrapping_add(now.tv_nsec as u64);
+    nanos.max(1)
+}
+
+/// In signal context, for every handled signal.
+fn on_arrival(signal: i32, owner: u32, window_nanos: &AtomicU64) {
+    // SAFETY: getpid is async-signal-safe.
+    if unsafe { libc::getpid() } as u32 != owner {
+        // A child made by `fork`: no `atexit-signals` thread listens there,
+        // so the signal must end it now, as it would have without us.
+        raise_default(signal);
+        return;
+    }
+    let now = monotonic_nanos();
+    if FIRST_SIGNAL
+        .compare_exchange(0, signal, Ordering::AcqRel, Ordering::Acquire)
+        .is_ok()
+    {
+        FIRST_AT.store(now, Ordering::Release);
+        return;
+    }
+    // A later signal. 0 means the first is being recorded on another
+    // thread at this very moment: the same request.
+    let first_at = FIRST_AT.load(Ordering::Acquire);
+    if first_at != 0 && now.saturating_sub(first_at) > window_nanos.load(Ordering::Relaxed) {
+        raise_default(signal);
+    }
+}
+
+/// Adds the arrival decision to `signal`, for the process `owner` (the one
+/// that called `handle_signals`), with the coalescing window (nanoseconds)
+/// that `window_nanos` holds at each arrival. Registered before the crate's own
+/// `signal-hook` iterator, so it has run by the time that thread wakes.
+pub(crate) fn watch_arrivals_of(
+    signal: i32,
+    owner: u32,
+    window_nanos: &'static AtomicU64,
+) -> io::Result<()> {
+    // SAFETY: the action calls only getpid, clock_gettime, atomic
+    // operations and `raise_default` (signal, sigemptyset, sigaddset,
+    // pthread_sigmask, raise), all async-signal-safe; it allocates nothing
+    // and takes no lock.
+    unsafe {
+        signal_hook::low_level::register(signal, move || on_arrival(signal, owner, window_nanos))
+    }
+    .map(drop)
+}
