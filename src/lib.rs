@@ -39,7 +39,8 @@
 //! | [`atexit::exit(n)`](exit), from any thread or from a handler | yes | `n` |
 //! | SIGINT / SIGTERM / SIGHUP after [`handle_signals`] | yes, on a named thread | killed by that signal |
 //! | SIGINT / SIGTERM / SIGHUP without [`handle_signals`] | no | killed by that signal |
-//! | a second handled signal during the run | the rest are skipped | killed by that signal |
+//! | more handled signals within [`COALESCE_WINDOW`] (100 ms) of the first | yes: one request delivered twice | killed by the first |
+//! | a handled signal after that window, during the run | the rest are skipped | killed by that signal |
 //! | `std::process::abort`, `panic = "abort"` | no | killed by SIGABRT |
 //! | `libc::_exit(n)` | no | `n` |
 //! | SIGKILL, power loss, a fault (SIGSEGV ...) | no | killed by that signal |
@@ -82,9 +83,21 @@
 //! any handler. After [`handle_signals`], they run the handlers (newest
 //! first, on the `atexit-signals` thread, never in signal context) and the
 //! process then dies of that same signal, so a supervisor sees "killed by
-//! SIGTERM". A second handled signal during the run ends the process at
-//! once. [`set_deadline`] bounds the whole run; [`reason`] tells a handler
-//! why the process is ending.
+//! SIGTERM". Senders often deliver one stop request twice (`timeout`
+//! signals the program and then its process group; a closed terminal sends
+//! SIGHUP from the shell and from the kernel): handled signals within
+//! [`COALESCE_WINDOW`] of the first are the same request and are ignored.
+//! A handled signal after that window (Ctrl-C pressed again) ends the
+//! process at once. [`set_deadline`] bounds the whole run; [`reason`] tells
+//! a handler why the process is ending.
+//!
+//! # glibc versions
+//!
+//! Tested on glibc 2.36 and 2.41. Since 2.41 a second thread's call to the
+//! C `exit` blocks while another thread is inside it, so the crate only
+//! calls `exit` from a thread already inside it: [`exit`] in a hook on its
+//! own thread ([`Hook::on_new_thread`]) is carried out by the thread that
+//! owns the exit run.
 //!
 //! # Recipes
 //!
