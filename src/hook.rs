@@ -1,94 +1,12 @@
-//! [`Handle`] (one registration) and [`Hook`] (a registration with options).
+//! [`Hook`]: a registration with options (a name, a fork policy, a thread
+//! of its own).
 
 use std::borrow::Cow;
 use std::fmt;
-use std::sync::Weak;
 
-use crate::global;
-use crate::registry::{function_key, Shared};
-use crate::run;
-use crate::store::{Callback, Meta, Ticket};
-
-/// Which registry a [`Handle`] belongs to.
-#[derive(Clone)]
-pub(crate) enum Owner {
-    Global,
-    Local(Weak<Shared>),
-}
-
-/// One registration. Returned by [`register`](crate::register()) and friends.
-///
-/// Dropping a `Handle` keeps the registration: ignoring it is the normal
-/// case. Keep it to cancel exactly this registration later, in O(1).
-///
-/// ```
-/// let handle = atexit::register(|| println!("never printed"));
-/// assert!(handle.is_registered());
-/// assert!(handle.unregister());
-/// ```
-#[derive(Clone)]
-pub struct Handle {
-    owner: Owner,
-    ticket: Ticket,
-}
-
-impl Handle {
-    pub(crate) fn new(owner: Owner, ticket: Ticket) -> Self {
-        Handle { owner, ticket }
-    }
-
-    /// Cancels this registration. Returns `true` if it was still pending
-    /// (it will not run), `false` if it had already run or been removed.
-    ///
-    /// # Performance
-    ///
-    /// O(1), whatever the number of other handlers.
-    ///
-    /// ```
-    /// let handle = atexit::register(|| {});
-    /// assert!(handle.clone().unregister());
-    /// assert!(!handle.unregister()); // already gone
-    /// ```
-    pub fn unregister(self) -> bool {
-        match &self.owner {
-            Owner::Global => global::shared().remove(self.ticket),
-            Owner::Local(shared) => shared
-                .upgrade()
-                .is_some_and(|shared| shared.remove(self.ticket)),
-        }
-    }
-
-    /// Whether this registration is still pending.
-    ///
-    /// ```
-    /// let registry = atexit::Registry::new();
-    /// let handle = registry.register(|| {});
-    /// registry.run().unwrap();
-    /// assert!(!handle.is_registered());
-    /// ```
-    pub fn is_registered(&self) -> bool {
-        match &self.owner {
-            Owner::Global => global::shared().contains(self.ticket),
-            Owner::Local(shared) => shared
-                .upgrade()
-                .is_some_and(|shared| shared.contains(self.ticket)),
-        }
-    }
-}
-
-impl fmt::Debug for Handle {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let registry = match self.owner {
-            Owner::Global => "process",
-            Owner::Local(_) => "local",
-        };
-        f.debug_struct("Handle")
-            .field("registry", &registry)
-            .field("slot", &self.ticket.index)
-            .field("stamp", &self.ticket.stamp)
-            .finish()
-    }
-}
+use crate::process::{exit_hook, hook_thread};
+use crate::registry::{function_key, Handle};
+use crate::store::{Callback, Meta};
 
 /// What a process created by `fork` does with a hook it inherited.
 ///
@@ -191,11 +109,11 @@ where
         });
         let callback = self.callback;
         let callback: Callback = if self.new_thread {
-            Callback::new(move || run::on_new_thread(callback))
+            Callback::new(move || hook_thread::run_on_new_thread(callback))
         } else {
             Callback::new(callback)
         };
-        global::register(
+        exit_hook::register(
             callback,
             std::panic::Location::caller(),
             function_key::<F>(),

@@ -9,7 +9,8 @@ use std::panic::Location;
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
-use crate::hook::{Handle, Hook, InChild};
+use crate::hook::{Hook, InChild};
+use crate::registry::Handle;
 
 /// Waits for `thread` when the process exits, for at most `timeout`.
 ///

@@ -134,35 +134,43 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs, missing_debug_implementations, rust_2018_idioms)]
 
-mod args;
-mod deadline;
-mod error;
-mod exit;
-mod global;
+// The layers, top down; each calls only the ones below it (see the
+// README's Architecture section).
+// The public API beside this file: options, joins, `Registry` values.
 mod hook;
 mod join;
+mod local_registry;
+// The process: the global registry, exit, fork, deadline, signals.
+mod process;
+// The registry: the store behind its lock, the run loop, handles.
 mod registry;
-mod run;
-#[cfg(feature = "signal")]
-mod signal;
+// Plain data: the ordered store, argument tuples, errors.
+mod args;
+mod error;
 mod store;
+// The platform calls and the crate's only `unsafe`.
 #[allow(unsafe_code)]
 mod sys;
 
 use std::any::TypeId;
-
-use crate::store::Callback;
 use std::panic::Location;
 use std::time::Duration;
 
+use crate::process::{deadline, exit_hook, exit_run, failure, global};
+use crate::registry::run::{self, Report};
+use crate::store::Callback;
+
 pub use args::Args;
 pub use error::{Error, Failure, RunError};
-pub use exit::ExitReason;
-pub use hook::{Handle, Hook, InChild};
+pub use hook::{Hook, InChild};
 pub use join::join_at_exit;
-pub use registry::Registry;
+pub use local_registry::Registry;
+pub use process::reason::ExitReason;
 #[cfg(feature = "signal")]
-pub use signal::{handle_signals, handle_signals_for, set_coalesce_window, COALESCE_WINDOW};
+pub use process::signal::{
+    handle_signals, handle_signals_for, set_coalesce_window, COALESCE_WINDOW,
+};
+pub use registry::Handle;
 
 /// `#[atexit::register]`: registers a function with no parameters before
 /// `main` starts, Python's `@atexit.register`.
@@ -216,7 +224,7 @@ pub fn register<F>(f: F) -> Handle
 where
     F: FnOnce() + Send + 'static,
 {
-    global::register(
+    exit_hook::register(
         Callback::new(f),
         Location::caller(),
         registry::function_key::<F>(),
@@ -245,7 +253,7 @@ where
     F: Send + 'static,
     A: Args<F>,
 {
-    global::register(
+    exit_hook::register(
         Callback::new(move || args.call(func)),
         Location::caller(),
         registry::function_key::<F>(),
@@ -304,7 +312,7 @@ pub fn unregister<F: 'static>(func: F) -> usize {
 /// [`RunError`] lists the handlers that panicked (in run order); every other
 /// handler ran.
 pub fn run_now() -> Result<(), RunError> {
-    run::run(global::shared(), run::Report::Return)
+    run::run(global::shared(), Report::Return, &global::InThisProcess)
 }
 
 /// Removes every pending handler without running it; Python's
@@ -346,7 +354,7 @@ pub fn pending() -> usize {
 /// atexit::exit(3); // prints "cleaned up", exit status 3
 /// ```
 pub fn exit(code: i32) -> ! {
-    exit::exit(code)
+    exit_run::exit(code)
 }
 
 /// `true` while the exit handlers run because the process is ending (not
@@ -356,7 +364,7 @@ pub fn exit(code: i32) -> ! {
 /// assert!(!atexit::is_exiting());
 /// ```
 pub fn is_exiting() -> bool {
-    exit::is_exiting()
+    exit_run::is_exiting()
 }
 
 /// Why the process is ending: `None` outside the exit run, and during
@@ -369,7 +377,7 @@ pub fn is_exiting() -> bool {
 /// std::process::exit(4);
 /// ```
 pub fn reason() -> Option<ExitReason> {
-    exit::reason()
+    exit_run::reason()
 }
 
 /// Gives the whole exit run a time budget.
@@ -402,5 +410,5 @@ pub fn set_deadline(budget: Duration) {
 /// # atexit::set_failure_code(None);
 /// ```
 pub fn set_failure_code(code: Option<i32>) {
-    exit::set_failure_code(code);
+    failure::set_failure_code(code);
 }

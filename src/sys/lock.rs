@@ -5,6 +5,7 @@
 use std::cell::UnsafeCell;
 use std::ops::{Deref, DerefMut};
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 #[cfg(all(target_os = "linux", target_env = "gnu", not(miri)))]
 fn single_threaded() -> bool {
@@ -80,20 +81,63 @@ impl<T> Lock<T> {
         }
     }
 
-    /// Takes the lock and keeps it until [`Lock::release_after_fork`]: the
-    /// fork prepare hook's half.
-    pub(crate) fn hold_for_fork(&self) {
-        std::mem::forget(self.lock());
+    /// Takes the lock and keeps it until the returned hold is dropped, for a
+    /// lock that lives as long as the program.
+    pub(crate) fn hold_across_fork(&'static self) -> HeldAcrossFork {
+        self.lock().keep_across_fork()
     }
 
-    /// Releases a lock taken by [`Lock::hold_for_fork`].
-    ///
-    /// # Safety
-    ///
-    /// The calling thread (or, in a child, the thread that forked) must
-    /// have called `hold_for_fork` on this lock and not released it since.
-    pub(crate) unsafe fn release_after_fork(&self) {
-        self.held.store(false, Ordering::Release);
+    /// Takes the lock that `lock_of` finds in `owner` and keeps it until
+    /// the returned hold is dropped; the hold keeps `owner` alive.
+    pub(crate) fn hold_in_across_fork<O>(
+        owner: Arc<O>,
+        lock_of: fn(&O) -> &Lock<T>,
+    ) -> HeldAcrossFork
+    where
+        O: Send + Sync + 'static,
+    {
+        let lock = lock_of(&owner);
+        std::mem::forget(lock.lock());
+        let held: *const AtomicBool = &lock.held;
+        HeldAcrossFork {
+            held,
+            _owner: Some(owner),
+        }
+    }
+}
+
+/// A lock taken in the fork prepare hook and kept across `fork`: dropping
+/// it, in the parent and in the child, releases the lock. (A `Guard` cannot
+/// be kept in a static between the hooks: it borrows its lock.)
+pub(crate) struct HeldAcrossFork {
+    held: *const AtomicBool,
+    /// What keeps the lock's memory alive, when it is not a static.
+    _owner: Option<Arc<dyn Send + Sync>>,
+}
+
+// SAFETY: `held` points to an `AtomicBool` (itself `Sync`) that lives in a
+// static or inside `_owner`, which this value keeps alive; moving the hold
+// to another thread moves nothing but that pointer.
+unsafe impl Send for HeldAcrossFork {}
+
+impl Drop for HeldAcrossFork {
+    fn drop(&mut self) {
+        // SAFETY: the pointee lives in a static or in `_owner`, which is
+        // dropped after this body runs.
+        let held = unsafe { &*self.held };
+        // This hold is the lock's one owner: it took the lock and forgot
+        // the guard, so releasing it here is what that guard would have done.
+        held.store(false, Ordering::Release);
+    }
+}
+
+impl<T> Guard<'static, T> {
+    /// Keeps the lock of a static held until the returned hold is dropped
+    /// (after `fork`, on both sides).
+    pub(crate) fn keep_across_fork(self) -> HeldAcrossFork {
+        let held: *const AtomicBool = &self.lock.held;
+        std::mem::forget(self);
+        HeldAcrossFork { held, _owner: None }
     }
 }
 

@@ -14,7 +14,7 @@ mod unix;
 #[cfg(all(unix, feature = "signal"))]
 pub(crate) use arrival::{first_signal, watch_arrivals_of};
 pub(crate) use erased::Callback;
-pub(crate) use lock::{Guard, Lock};
+pub(crate) use lock::{Guard, HeldAcrossFork, Lock};
 #[cfg(unix)]
 pub(crate) use unix::*;
 

@@ -1,18 +1,11 @@
 //! The C library's exit machinery, fork hooks and process-ending calls.
 //!
-//! Every callback handed to the C library is `extern "C"` and never lets a
-//! panic escape: handlers run under `catch_unwind` in `run`, and each
-//! callback here catches whatever is left.
+//! The process layer hands in plain functions; the `extern "C"` callbacks
+//! given to the C library call them and never let a panic escape.
 
 use std::io::{self, Write};
 use std::panic::{self, AssertUnwindSafe};
-
-use std::sync::{Arc, Weak};
-
-use crate::exit;
-use crate::global;
-use crate::registry::{self, Shared};
-use crate::sys::Lock;
+use std::sync::OnceLock;
 
 /// Runs `f`, and if it panics says so on stderr instead of unwinding into C
 /// (which would abort the process and skip the remaining exit entries).
@@ -21,6 +14,18 @@ fn never_unwind(what: &str, f: impl FnOnce()) {
         std::mem::forget(payload);
         let _ = writeln!(io::stderr(), "atexit: internal error in {what}");
     }
+}
+
+/// What the exit hook calls, with the exit status where the C library
+/// tells it.
+static ON_EXIT: OnceLock<fn(Option<i32>)> = OnceLock::new();
+
+fn call_on_exit(status: Option<i32>) {
+    never_unwind("the exit run", || {
+        if let Some(on_exit) = ON_EXIT.get() {
+            on_exit(status);
+        }
+    });
 }
 
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
@@ -36,9 +41,7 @@ mod exit_hook {
     }
 
     extern "C" fn at_exit(status: c_int, _arg: *mut c_void) {
-        super::never_unwind("the exit run", || {
-            crate::exit::on_process_exit(Some(status))
-        });
+        super::call_on_exit(Some(status));
     }
 
     pub(crate) fn install() {
@@ -59,7 +62,7 @@ mod exit_hook {
     use std::io::{self, Write};
 
     extern "C" fn at_exit() {
-        super::never_unwind("the exit run", || crate::exit::on_process_exit(None));
+        super::call_on_exit(None);
     }
 
     pub(crate) fn install() {
@@ -75,63 +78,60 @@ mod exit_hook {
     }
 }
 
-/// Asks the C library to call the exit run when the process exits.
-pub(crate) fn install_exit_hook() {
+/// Asks the C library to call `on_exit` when the process exits. Each call
+/// adds one more entry to the C library's list; the first `on_exit` given
+/// is the one every entry calls.
+pub(crate) fn install_exit_hook(on_exit: fn(Option<i32>)) {
+    let _ = ON_EXIT.set(on_exit);
     exit_hook::install();
 }
 
-/// The `Registry` values locked by `before_fork`, to release after it.
-/// Only the fork hooks touch it, and the C library runs those one fork at
-/// a time.
-static HELD_ACROSS_FORK: Lock<Vec<Arc<Shared>>> = Lock::new(Vec::new());
+/// What the fork hooks call: before `fork`, then in the parent or the child.
+struct ForkHooks {
+    prepare: fn(),
+    parent: fn(),
+    child: fn(),
+}
+
+static FORK_HOOKS: OnceLock<ForkHooks> = OnceLock::new();
 
 extern "C" fn before_fork() {
-    // Wait for any registration in progress and keep every registry lock
-    // across the fork, so that the child's copies are whole. The guards are
-    // leaked on purpose: the hooks below release the locks on both sides.
     never_unwind("the fork prepare hook", || {
-        let live = registry::live_registries().lock();
-        let held: Vec<Arc<Shared>> = live.iter().filter_map(Weak::upgrade).collect();
-        global::shared().raw_lock().hold_for_fork();
-        for shared in &held {
-            shared.raw_lock().hold_for_fork();
+        if let Some(hooks) = FORK_HOOKS.get() {
+            (hooks.prepare)();
         }
-        *HELD_ACROSS_FORK.lock() = held;
-        std::mem::forget(live);
     });
 }
 
-fn release_fork_locks() {
-    let held = std::mem::take(&mut *HELD_ACROSS_FORK.lock());
-    // SAFETY: `before_fork` ran on this thread just before `fork` and leaked
-    // one guard of each of these locks (the process-wide registry's, those
-    // of `held`, and the list's); no other guard can exist, since every
-    // other thread that wants them is waiting, so ending those holds here is
-    // what dropping the guards would have done.
-    unsafe {
-        global::shared().raw_lock().release_after_fork();
-        for shared in &held {
-            shared.raw_lock().release_after_fork();
-        }
-        registry::live_registries().release_after_fork();
-    }
-    // Dropped after the locks are released: this may free a registry.
-    drop(held);
-}
-
 extern "C" fn after_fork_in_parent() {
-    never_unwind("the fork parent hook", release_fork_locks);
+    never_unwind("the fork parent hook", || {
+        if let Some(hooks) = FORK_HOOKS.get() {
+            (hooks.parent)();
+        }
+    });
 }
 
 extern "C" fn after_fork_in_child() {
     never_unwind("the fork child hook", || {
-        release_fork_locks();
-        exit::after_fork_in_child();
+        if let Some(hooks) = FORK_HOOKS.get() {
+            (hooks.child)();
+        }
     });
 }
 
-/// Keeps the registry lock whole across `fork` (see `before_fork`).
-pub(crate) fn install_fork_hooks() {
+/// Has `prepare` called just before every `fork`, and `parent` or `child`
+/// just after it on each side. Call once.
+pub(crate) fn install_fork_hooks(prepare: fn(), parent: fn(), child: fn()) {
+    if FORK_HOOKS
+        .set(ForkHooks {
+            prepare,
+            parent,
+            child,
+        })
+        .is_err()
+    {
+        return;
+    }
     // SAFETY: the three hooks are plain functions that live as long as the
     // program and never unwind.
     let rc = unsafe {

@@ -15,9 +15,9 @@ use libc::c_int;
 use signal_hook::iterator::{Handle as SignalsHandle, Signals};
 
 use crate::error::Error;
-use crate::exit::{self, Begin, ExitReason};
-use crate::global;
-use crate::run;
+use crate::process::ending::die_of;
+use crate::process::exit_run::{self, Begin};
+use crate::process::reason::ExitReason;
 use crate::sys;
 
 struct Installed {
@@ -231,13 +231,13 @@ fn on_signal(woken_by: c_int) -> ! {
     // Several signals may be pending by now, and the iterator does not
     // yield them in arrival order: the one recorded in signal context does.
     let signal = sys::first_signal().unwrap_or(woken_by);
-    match exit::begin(ExitReason::Signal(signal)) {
+    match exit_run::begin(ExitReason::Signal(signal)) {
         Begin::Owner => {
             // Later signals are decided in signal context (`sys::arrival`):
             // duplicates within the window are ignored, others end the
             // process at once.
-            run::run_to_empty(global::shared());
-            exit::finish();
+            exit_run::run_handlers();
+            exit_run::finish();
             flush_output_briefly();
             die_of(signal)
         }
@@ -261,14 +261,4 @@ fn flush_output_briefly() {
     if flusher.is_ok() {
         let _ = flushed.recv_timeout(Duration::from_millis(100));
     }
-}
-
-/// Ends the process by `signal` itself, now.
-pub(crate) fn die_of(signal: c_int) -> ! {
-    // Not `signal_hook::low_level::emulate_default_handler`: it refuses
-    // real-time signals, which `handle_signals_for` accepts.
-    sys::raise_default(signal);
-    // Still alive: the signal did not end the process (blocked elsewhere,
-    // or ignored by default). Use the shell's convention for it.
-    sys::exit_immediately(128 + signal)
 }

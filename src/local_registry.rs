@@ -1,129 +1,16 @@
-//! [`Registry`]: the exit-handler machinery as a value, and the locked store
-//! that it shares with the process-wide registry.
+//! [`Registry`]: the exit-handler machinery as a value, for libraries that
+//! want their own shutdown list and for tests.
 
 use std::any::TypeId;
 use std::fmt;
-use std::mem::size_of;
-use std::sync::{Arc, Weak};
+use std::sync::Arc;
 
 use crate::args::Args;
 use crate::error::RunError;
-use crate::hook::{Handle, Owner};
-use crate::run::{self, Report};
-use crate::store::{Callback, Meta, Popped, Site, Store, Ticket};
-use crate::sys::{Guard, Lock};
-
-/// The handler store behind a lock.
-///
-/// The lock (`sys::Lock`) is a spin lock that yields: its critical sections
-/// are a few pointer writes, and unlike `std::sync::Mutex` it can be taken
-/// in a fork prepare hook and released in the child. No user code ever runs
-/// while it is held: callbacks are dropped and run after release.
-pub(crate) struct Shared {
-    store: Lock<Store>,
-}
-
-impl Shared {
-    pub(crate) const fn new() -> Self {
-        Shared {
-            store: Lock::new(Store::new()),
-        }
-    }
-
-    pub(crate) fn lock(&self) -> Guard<'_, Store> {
-        self.store.lock()
-    }
-
-    /// The lock itself, for the fork hooks in `sys`.
-    pub(crate) fn raw_lock(&self) -> &Lock<Store> {
-        &self.store
-    }
-
-    /// Gives the storage back if nothing is pending (after a run).
-    pub(crate) fn shrink_if_empty(&self) {
-        self.lock().shrink_if_empty();
-    }
-
-    pub(crate) fn insert(
-        &self,
-        callback: Callback,
-        site: Site,
-        key: Option<TypeId>,
-        meta: Option<Box<Meta>>,
-    ) -> Ticket {
-        self.lock().insert(callback, site, key, meta)
-    }
-
-    pub(crate) fn remove(&self, ticket: Ticket) -> bool {
-        let removed = self.lock().remove(ticket);
-        let found = removed.is_some();
-        drop(removed);
-        found
-    }
-
-    pub(crate) fn contains(&self, ticket: Ticket) -> bool {
-        self.lock().contains(ticket)
-    }
-
-    pub(crate) fn remove_function(&self, key: TypeId) -> usize {
-        // Dropped after the lock is released: captured values run user code.
-        let mut removed = Vec::new();
-        let count = self.lock().remove_function(key, &mut removed);
-        drop(removed);
-        count
-    }
-
-    pub(crate) fn pending(&self) -> usize {
-        self.lock().len()
-    }
-
-    pub(crate) fn clear(&self) {
-        let mut removed = Vec::new();
-        self.lock().drain_into(&mut removed);
-        drop(removed);
-    }
-
-    pub(crate) fn pop(&self) -> Option<Popped> {
-        self.lock().pop_newest()
-    }
-}
-
-/// Every `Registry` alive, so that the fork hooks can hold all their locks
-/// across `fork` (a library may keep one in a static and use it from
-/// several threads). Dead entries are pruned as new ones arrive.
-static LIVE_REGISTRIES: Lock<Vec<Weak<Shared>>> = Lock::new(Vec::new());
-
-/// The list of live registries, for the fork hooks in `sys`.
-pub(crate) fn live_registries() -> &'static Lock<Vec<Weak<Shared>>> {
-    &LIVE_REGISTRIES
-}
-
-fn track(shared: &Arc<Shared>) {
-    crate::global::ensure_fork_hooks();
-    let mut live = LIVE_REGISTRIES.lock();
-    live.retain(|registry| registry.strong_count() > 0);
-    live.push(Arc::downgrade(shared));
-}
-
-/// The key under which `unregister(f)` finds registrations of `F`: only
-/// zero-sized callables (function items, non-capturing closures) have one.
-pub(crate) fn function_key<F: 'static>() -> Option<TypeId> {
-    if size_of::<F>() == 0 {
-        Some(TypeId::of::<F>())
-    } else {
-        None
-    }
-}
-
-/// Refuses, at compile time, a callable that `unregister` could not match.
-pub(crate) const fn assert_function_key<F>() {
-    assert!(
-        size_of::<F>() == 0,
-        "atexit: unregister takes a function item or a non-capturing closure; this value \
-         captures data (or is a function pointer), so it cannot be matched: keep the Handle \
-         that register returned and call Handle::unregister instead"
-    );
-}
+use crate::process::fork;
+use crate::registry::run::{self, Report, Unobserved};
+use crate::registry::{self, assert_function_key, function_key, Handle, Shared};
+use crate::store::{Callback, Ticket};
 
 /// A set of exit handlers as a value: the same machinery as the
 /// process-wide registry, for libraries that want their own shutdown list
@@ -155,9 +42,12 @@ impl Registry {
     /// also installs the fork hooks that keep registries whole in a child.
     #[must_use]
     pub fn new() -> Self {
-        let shared = Arc::new(Shared::new());
-        track(&shared);
-        Registry { shared }
+        // A registry in a static, used by several threads, must be whole in
+        // a child made by `fork`.
+        fork::ensure_hooks();
+        Registry {
+            shared: registry::new_tracked(),
+        }
     }
 
     /// Registers `f` to run when this registry runs or is dropped.
@@ -241,7 +131,7 @@ impl Registry {
     ///
     /// [`RunError`] lists the handlers that panicked; all others ran.
     pub fn run(&self) -> Result<(), RunError> {
-        run::run(&self.shared, Report::Return)
+        run::run(&self.shared, Report::Return, &Unobserved)
     }
 
     /// How many handlers are pending.
@@ -271,7 +161,7 @@ impl Registry {
     }
 
     fn handle(&self, ticket: Ticket) -> Handle {
-        Handle::new(Owner::Local(Arc::downgrade(&self.shared)), ticket)
+        Handle::in_local(&self.shared, ticket)
     }
 }
 
@@ -293,6 +183,6 @@ impl Drop for Registry {
     /// Runs what is still pending; failures are reported on stderr, since
     /// there is no caller to return them to.
     fn drop(&mut self) {
-        let _ = run::run(&self.shared, Report::Stderr);
+        let _ = run::run(&self.shared, Report::Stderr, &Unobserved);
     }
 }

@@ -10,7 +10,8 @@ use std::thread::{self, Thread};
 use std::time::{Duration, Instant};
 
 use crate::error::describe;
-use crate::exit::{self, ExitReason};
+use crate::process::ending;
+use crate::process::reason::ExitReason;
 use crate::store::Site;
 
 /// The budget in nanoseconds; `NONE` when unset.
@@ -102,7 +103,7 @@ fn watch(budget: Duration, end: Option<Instant>, reason: ExitReason) {
         io::stderr(),
         "atexit: exit deadline of {budget:?} exceeded while running {running}; skipping the remaining handlers"
     );
-    exit::end_without_handlers(reason);
+    ending::end_without_handlers(reason);
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {

@@ -1,0 +1,36 @@
+//! The last step: ending the process without running anything more, with
+//! the status the run would have given.
+
+use crate::process::reason::ExitReason;
+use crate::sys;
+
+/// Ends the process at once with the status `reason` implies, running no
+/// more handlers: the deadline's last resort.
+pub(crate) fn end_without_handlers(reason: ExitReason) -> ! {
+    match reason {
+        ExitReason::Exit(code) => sys::exit_immediately(code.unwrap_or(1)),
+        #[cfg(feature = "signal")]
+        ExitReason::Signal(signal) => die_of(signal),
+        // Signal runs exist only with the `signal` feature.
+        #[cfg(not(feature = "signal"))]
+        ExitReason::Signal(signal) => sys::exit_immediately(128 + signal),
+    }
+}
+
+/// Ends the process by `signal` itself, now.
+#[cfg(feature = "signal")]
+pub(crate) fn die_of(signal: i32) -> ! {
+    // Not `signal_hook::low_level::emulate_default_handler`: it refuses
+    // real-time signals, which `handle_signals_for` accepts.
+    sys::raise_default(signal);
+    // Still alive: the signal did not end the process (blocked elsewhere,
+    // or ignored by default). Use the shell's convention for it.
+    sys::exit_immediately(128 + signal)
+}
+
+/// Another thread is ending the process; this one has nothing left to do.
+pub(crate) fn park_forever() -> ! {
+    loop {
+        std::thread::park();
+    }
+}

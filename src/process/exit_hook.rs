@@ -1,0 +1,41 @@
+//! Registering in the process-wide registry, and the moment it is wired to
+//! the C library's exit machinery: on the first registration, never
+//! before, so that a program that registers nothing starts no thread,
+//! allocates nothing and takes no lock.
+
+use std::any::TypeId;
+
+use crate::process::{exit_run, fork, global};
+use crate::registry::Handle;
+use crate::store::{Callback, Meta, Site};
+use crate::sys;
+
+/// Registers in the process-wide registry, arming the exit hook first so
+/// that a registration that has returned is always covered.
+pub(crate) fn register(
+    callback: Callback,
+    site: Site,
+    key: Option<TypeId>,
+    meta: Option<Box<Meta>>,
+) -> Handle {
+    if !global::exit_hook_armed() {
+        arm();
+    }
+    let shared = global::shared();
+    let ticket = shared.insert(callback, site, key, meta);
+    Handle::in_static(shared, ticket)
+}
+
+#[cold]
+fn arm() {
+    // Fork hooks first and outside our lock: `pthread_atfork` takes the C
+    // library's fork lock, which `fork` holds while calling our prepare hook.
+    fork::ensure_hooks();
+    // Arming under the registry lock serialises it with other first
+    // registrations and with `fork` (whose prepare hook takes this lock).
+    let _store = global::shared().lock();
+    if !global::exit_hook_armed() {
+        sys::install_exit_hook(exit_run::on_process_exit);
+        global::set_exit_hook_armed(true);
+    }
+}

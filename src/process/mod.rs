@@ -1,0 +1,27 @@
+//! The process layer: the one process-wide registry and everything about
+//! the process ending. Each file calls only files listed after it here,
+//! the registry layer and `sys`.
+
+// Signals: the run on SIGTERM and friends, then death by the signal.
+#[cfg(feature = "signal")]
+pub(crate) mod signal;
+// Registering in the global registry; arms the C library's exit hook.
+pub(crate) mod exit_hook;
+// A hook on a thread of its own.
+pub(crate) mod hook_thread;
+// Every registry lock held across `fork`.
+pub(crate) mod fork;
+// The exit run: who owns it, why it happens, `atexit::exit`.
+pub(crate) mod exit_run;
+// Which thread may call the C `exit` (glibc 2.41).
+pub(crate) mod c_exit;
+// The exit run's time budget.
+pub(crate) mod deadline;
+// `set_failure_code`.
+pub(crate) mod failure;
+// The process-wide registry.
+pub(crate) mod global;
+// Ending the process without running more.
+pub(crate) mod ending;
+// `ExitReason`.
+pub(crate) mod reason;
