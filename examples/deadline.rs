@@ -3,7 +3,8 @@
 //! The `upload-logs` hook stands for a network call that never returns. With
 //! a 300 ms budget for the whole exit run, the process does not hang: the
 //! crate names the hook on stderr, skips what is left, and exits with the
-//! status `main` would have given (0 here).
+//! status `main` would have given (0 here; where the C library does not
+//! report the status, as with musl or on macOS, 1).
 //!
 //! ```text
 //! $ cargo run --example deadline

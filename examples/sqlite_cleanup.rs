@@ -6,9 +6,11 @@
 //!
 //! Fix: keep the connection where an exit handler can reach it (here a
 //! `static Mutex<Option<Connection>>`), and move the temporary file into
-//! the handler. At exit the handler commits (or rolls back if the process
-//! is exiting with a failure status), closes the connection and removes
-//! the temporary file: the guide's `cleanup()`, with real components.
+//! the handler. At exit the handler commits (or rolls back unless the
+//! process is ending with status 0), closes the connection and removes
+//! the temporary file: the guide's `cleanup()`, with real components. The
+//! program ends with `atexit::exit`, whose status the crate knows on every
+//! C library.
 //!
 //! Usage: `sqlite_cleanup DIR [--fail] [--no-handler]`. The database is
 //! `DIR/app.db`. `--fail` exits with status 1 instead of 0; `--no-handler`
@@ -46,14 +48,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     )?;
     *db() = Some(conn);
 
-    // Deleted when dropped, and `std::process::exit` drops nothing.
+    // Deleted when dropped, and an exit drops nothing.
     let mut scratch = tempfile::Builder::new()
         .prefix("scratch-")
         .tempfile_in(&dir)?;
     writeln!(scratch, "intermediate results")?;
 
     // Without the handler the file stays with `main`, whose locals
-    // `std::process::exit` never drops.
+    // an exit never drops.
     let _kept = if with_handler {
         atexit::register(move || cleanup(scratch));
         None
@@ -82,7 +84,11 @@ fn record(name: &str) {
 
 fn finish(code: i32) -> ! {
     println!("exiting with status {code}");
-    std::process::exit(code)
+    // Like `std::process::exit`, this drops nothing; unlike it, the crate
+    // always knows the status it ends with, also where the C library does
+    // not report it (musl, macOS, the BSDs), so the handler can tell a
+    // failure from a success there too.
+    atexit::exit(code)
 }
 
 /// The exit handler: commit or roll back, close, remove the temporary file.
@@ -92,9 +98,12 @@ fn cleanup(scratch: NamedTempFile) {
         "[cleanup] Closing DB and removing temp file..."
     );
     if let Some(conn) = db().take() {
-        // Keep the work only if the program is ending successfully.
-        let failed = matches!(atexit::reason(), Some(ExitReason::Exit(Some(code))) if code != 0);
-        let end = if failed { "ROLLBACK" } else { "COMMIT" };
+        // Keep the work only on a success the crate knows of. A failure, a
+        // signal, and an unknown status roll back: `Exit(None)` is what
+        // `std::process::exit` or a return from `main` gives on C libraries
+        // that do not report the status, so end with `atexit::exit` there.
+        let succeeded = atexit::reason() == Some(ExitReason::Exit(Some(0)));
+        let end = if succeeded { "COMMIT" } else { "ROLLBACK" };
         if !conn.is_autocommit() {
             match conn.execute_batch(end) {
                 Ok(()) => {

@@ -33,6 +33,9 @@ thread_local! {
     /// Where a stand-in sends an exit request. Touched only on stand-in
     /// threads, whose thread-locals are alive, never on the exiting thread.
     static HAND_TO_OWNER: RefCell<Option<mpsc::Sender<i32>>> = const { RefCell::new(None) };
+    /// The code this thread passed to `atexit::exit`, for C libraries that
+    /// do not tell the exit hook the status (all but glibc).
+    static EXITING_WITH: Cell<Option<i32>> = const { Cell::new(None) };
 }
 
 /// What the exit run tells the process layer: the hook running (for the
@@ -112,6 +115,7 @@ pub(crate) fn finish() {
 /// status where the platform tells it.
 pub(crate) fn on_process_exit(status: Option<i32>) {
     c_exit::entered();
+    let status = status.or(EXITING_WITH.get());
     match begin(ExitReason::Exit(status)) {
         Begin::Owner => {
             run_handlers();
@@ -155,7 +159,10 @@ pub(crate) fn exit(code: i32) -> ! {
         park_forever();
     }
     // std lets one thread through and parks any other that calls it at the
-    // same time, so concurrent exits run the handlers once.
+    // same time, so concurrent exits run the handlers once. The exit hook
+    // runs on this thread and learns the code here if the C library does
+    // not say it.
+    EXITING_WITH.set(Some(code));
     std::process::exit(code)
 }
 

@@ -293,3 +293,29 @@ pub fn summary(ran: usize, failed: &[&str], started: Instant) -> Result<(), Stri
         Err(format!("failed: {}", failed.join(", ")))
     }
 }
+
+/// Whether the C library tells the crate the exit status (glibc's
+/// `on_exit`). Elsewhere (musl, macOS, the BSDs) only an exit through
+/// `atexit::exit(n)` has a known status.
+pub const STATUS_KNOWN: bool = cfg!(all(target_os = "linux", target_env = "gnu"));
+
+/// What `atexit::reason()` says during a normal exit with `code` that did
+/// not go through `atexit::exit` (`main` returning, `std::process::exit`).
+pub fn exit_reason(code: i32) -> String {
+    if STATUS_KNOWN {
+        format!("Some(Exit(Some({code})))")
+    } else {
+        "Some(Exit(None))".to_owned()
+    }
+}
+
+/// The status a missed deadline gives an exit that was ending with `code`
+/// not through `atexit::exit`: that code where it is known, else 1.
+pub fn deadline_status(code: i32) -> Option<i32> {
+    Some(if STATUS_KNOWN { code } else { 1 })
+}
+
+/// Whether the exiting thread's thread-locals with destructors are gone
+/// when the handlers run: glibc's `exit` runs their destructors first;
+/// with musl they are still alive.
+pub const THREAD_LOCALS_GONE_IN_HANDLERS: bool = cfg!(all(target_os = "linux", target_env = "gnu"));

@@ -81,5 +81,5 @@ fn deadline() {
         "{outcome:?}"
     );
     assert_eq!(outcome.stderr.lines().count(), 1, "{outcome:?}");
-    assert_eq!(outcome.code, Some(0), "{outcome:?}");
+    assert_eq!(outcome.code, common::deadline_status(0), "{outcome:?}");
 }

@@ -9,7 +9,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use crate::child;
-use crate::{describe, say, Group, Plan, Scenario};
+use crate::{common, describe, say, Group, Plan, Scenario};
 
 pub const SCENARIOS: &[(&str, Scenario)] = &[
     #[cfg(feature = "signal")]
@@ -221,7 +221,10 @@ fn check_exit_codes() -> Result<String, String> {
             cases += 1;
             let ended = child::run(crate::scenario(&format!("exit-code:{code}:{how}")));
             let want = code & 0xff;
-            let reason = format!("reason Some(Exit(Some({code})))");
+            let reason = match how {
+                "atexit" => format!("reason Some(Exit(Some({code})))"),
+                _ => format!("reason {}", common::exit_reason(code)),
+            };
             if ended.code != Some(want) || ended.lines() != [reason.as_str()] {
                 wrong.push(format!(
                     "{how} exit({code}): {} (want {want}), stdout {:?}",
