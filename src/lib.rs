@@ -41,7 +41,8 @@
 //! | SIGINT / SIGTERM / SIGHUP without [`handle_signals`] | no | killed by that signal |
 //! | more handled signals within [`COALESCE_WINDOW`] (100 ms) of the first | yes: one request delivered twice | killed by the first |
 //! | a handled signal after that window, during the run | the rest are skipped | killed by that signal |
-//! | `std::process::abort`, `panic = "abort"` | no | killed by SIGABRT |
+//! | a panic in a program built with `panic = "abort"` | yes, on the panicking thread | killed by SIGABRT |
+//! | `std::process::abort` | no | killed by SIGABRT |
 //! | `libc::_exit(n)` | no | `n` |
 //! | SIGKILL, power loss, a fault (SIGSEGV ...) | no | killed by that signal |
 //! | a child made by `fork` exiting | yes, all but [`InChild::Skip`] hooks | its own |

@@ -19,6 +19,7 @@ const PLACES: &[(&str, u32)] = &[
     ("process/mod.rs", 20),
     ("process/signal.rs", 21),
     ("process/exit_hook.rs", 22),
+    ("process/panic_abort.rs", 23),
     ("process/hook_thread.rs", 23),
     ("process/fork.rs", 24),
     ("process/exit_run.rs", 25),

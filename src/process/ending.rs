@@ -14,6 +14,7 @@ pub(crate) fn end_without_handlers(reason: ExitReason) -> ! {
         // Signal runs exist only with the `signal` feature.
         #[cfg(not(feature = "signal"))]
         ExitReason::Signal(signal) => sys::exit_immediately(128 + signal),
+        ExitReason::Panic => std::process::abort(),
     }
 }
 

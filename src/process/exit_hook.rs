@@ -5,6 +5,8 @@
 
 use std::any::TypeId;
 
+#[cfg(panic = "abort")]
+use crate::process::panic_abort;
 use crate::process::{exit_run, fork, global};
 use crate::registry::Handle;
 use crate::store::{Callback, Meta, Site};
@@ -31,6 +33,8 @@ fn arm() {
     // Fork hooks first and outside our lock: `pthread_atfork` takes the C
     // library's fork lock, which `fork` holds while calling our prepare hook.
     fork::ensure_hooks();
+    #[cfg(panic = "abort")]
+    panic_abort::install();
     // Arming under the registry lock serialises it with other first
     // registrations and with `fork` (whose prepare hook takes this lock).
     let _store = global::shared().lock();

@@ -7,6 +7,9 @@
 pub(crate) mod signal;
 // Registering in the global registry; arms the C library's exit hook.
 pub(crate) mod exit_hook;
+// `panic = "abort"`: a panic runs the handlers, then the abort.
+#[cfg(panic = "abort")]
+pub(crate) mod panic_abort;
 // A hook on a thread of its own.
 pub(crate) mod hook_thread;
 // Every registry lock held across `fork`.

@@ -20,6 +20,9 @@ pub enum ExitReason {
     /// A signal handled by [`handle_signals`](crate::handle_signals)
     /// arrived; the process will die of it once the run is over.
     Signal(i32),
+    /// A panic in a program built with `panic = "abort"`; the process
+    /// aborts (SIGABRT) once the run is over.
+    Panic,
 }
 
 /// An `Option<ExitReason>` in one atomic word: the kind in the high 32
@@ -29,6 +32,7 @@ pub(crate) struct ReasonCell(AtomicU64);
 const KIND_EXIT_KNOWN: u64 = 1 << 32;
 const KIND_EXIT_UNKNOWN: u64 = 2 << 32;
 const KIND_SIGNAL: u64 = 3 << 32;
+const KIND_PANIC: u64 = 4 << 32;
 
 impl ReasonCell {
     pub(crate) const fn new() -> Self {
@@ -41,6 +45,7 @@ impl ReasonCell {
             Some(ExitReason::Exit(Some(code))) => KIND_EXIT_KNOWN | u64::from(code as u32),
             Some(ExitReason::Exit(None)) => KIND_EXIT_UNKNOWN,
             Some(ExitReason::Signal(signal)) => KIND_SIGNAL | u64::from(signal as u32),
+            Some(ExitReason::Panic) => KIND_PANIC,
         };
         self.0.store(packed, Ordering::Release);
     }
@@ -52,6 +57,7 @@ impl ReasonCell {
             KIND_EXIT_KNOWN => Some(ExitReason::Exit(Some(value))),
             KIND_EXIT_UNKNOWN => Some(ExitReason::Exit(None)),
             KIND_SIGNAL => Some(ExitReason::Signal(value)),
+            KIND_PANIC => Some(ExitReason::Panic),
             _ => None,
         }
     }
