@@ -30,6 +30,21 @@ pub enum Error {
         /// What the operating system said.
         cause: String,
     },
+    /// The [`Guardian`](crate::Guardian) could not be started, or is gone.
+    Guardian {
+        /// What went wrong.
+        cause: String,
+    },
+    /// A [`Guardian`](crate::Guardian) action that is refused: nothing was
+    /// declared.
+    GuardianRefused {
+        /// The declaring method, e.g. `remove_path`.
+        action: &'static str,
+        /// What it was given.
+        given: String,
+        /// Why it is refused.
+        reason: &'static str,
+    },
 }
 
 impl fmt::Display for Error {
@@ -48,6 +63,15 @@ impl fmt::Display for Error {
                 signal,
                 signal_name(*signal),
                 cause
+            ),
+            Error::Guardian { cause } => write!(f, "the exit guardian: {cause}"),
+            Error::GuardianRefused {
+                action,
+                given,
+                reason,
+            } => write!(
+                f,
+                "refused to declare {action}({given}): {reason}; nothing was declared"
             ),
         }
     }

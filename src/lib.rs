@@ -137,7 +137,10 @@
 
 // The layers, top down; each calls only the ones below it (see the
 // README's Architecture section).
-// The public API beside this file: options, joins, `Registry` values.
+// The public API beside this file: options, joins, `Registry` values,
+// the guardian.
+#[cfg(target_os = "linux")]
+mod guardian;
 mod hook;
 mod join;
 mod local_registry;
@@ -163,6 +166,8 @@ use crate::store::Callback;
 
 pub use args::Args;
 pub use error::{Error, Failure, RunError};
+#[cfg(target_os = "linux")]
+pub use guardian::{Guardian, GuardianAction};
 pub use hook::{Hook, InChild};
 pub use join::join_at_exit;
 pub use local_registry::Registry;

@@ -15,6 +15,7 @@ const PLACES: &[(&str, u32)] = &[
     ("join.rs", 10),
     ("hook.rs", 11),
     ("local_registry.rs", 12),
+    ("guardian.rs", 12),
     // The process layer, in the order of `process/mod.rs`.
     ("process/mod.rs", 20),
     ("process/signal.rs", 21),
@@ -29,6 +30,7 @@ const PLACES: &[(&str, u32)] = &[
     ("process/global.rs", 29),
     ("process/ending.rs", 30),
     ("process/reason.rs", 31),
+    ("process/observers.rs", 32),
     // The registry layer: the run loop and handles over the locked store.
     ("registry/run.rs", 40),
     ("registry/handle.rs", 40),
@@ -40,6 +42,9 @@ const PLACES: &[(&str, u32)] = &[
     // The platform and the crate's only `unsafe`.
     ("sys/mod.rs", 60),
     ("sys/arrival.rs", 61),
+    ("sys/guardian/mod.rs", 61),
+    ("sys/guardian/watch.rs", 61),
+    ("sys/guardian/protocol.rs", 62),
     ("sys/unix.rs", 62),
     ("sys/erased.rs", 62),
     ("sys/lock.rs", 62),

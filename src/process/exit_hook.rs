@@ -20,12 +20,19 @@ pub(crate) fn register(
     key: Option<TypeId>,
     meta: Option<Box<Meta>>,
 ) -> Handle {
-    if !global::exit_hook_armed() {
-        arm();
-    }
+    ensure_armed();
     let shared = global::shared();
     let ticket = shared.insert(callback, site, key, meta);
     Handle::in_static(shared, ticket)
+}
+
+/// Makes sure the C library will call the exit run (the guardian needs
+/// every normal ending to finish one, even with no handler registered).
+#[inline]
+pub(crate) fn ensure_armed() {
+    if !global::exit_hook_armed() {
+        arm();
+    }
 }
 
 #[cold]

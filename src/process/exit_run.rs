@@ -16,7 +16,7 @@ use std::sync::mpsc;
 
 use crate::process::ending::park_forever;
 use crate::process::reason::{ExitReason, ReasonCell};
-use crate::process::{c_exit, deadline, failure, global};
+use crate::process::{c_exit, deadline, failure, global, observers};
 use crate::registry::run::{self, Observer};
 use crate::store::{Meta, Site};
 
@@ -109,6 +109,7 @@ pub(crate) fn finish() {
     OWNER_HERE.set(false);
     EXIT_RUN_ACTIVE.store(false, Ordering::Release);
     global::set_exit_hook_armed(false);
+    observers::run_finished();
 }
 
 /// Called by the C library's exit machinery (see `sys`), with the exit

@@ -4,7 +4,7 @@
 
 use std::sync::Once;
 
-use crate::process::{exit_run, global};
+use crate::process::{exit_run, global, observers};
 use crate::registry;
 use crate::sys::{self, HeldAcrossFork, Lock};
 
@@ -42,4 +42,5 @@ fn in_parent() {
 fn in_child() {
     release();
     exit_run::after_fork_in_child();
+    observers::forked_child();
 }

@@ -28,3 +28,5 @@ pub(crate) mod global;
 pub(crate) mod ending;
 // `ExitReason`.
 pub(crate) mod reason;
+// What the guardian learns: the run finished, a child was forked.
+pub(crate) mod observers;

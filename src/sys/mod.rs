@@ -7,6 +7,8 @@
 #[cfg(all(unix, feature = "signal"))]
 mod arrival;
 mod erased;
+#[cfg(target_os = "linux")]
+pub(crate) mod guardian;
 mod lock;
 #[cfg(unix)]
 mod unix;
