@@ -165,8 +165,14 @@ pub use error::{Error, Failure, RunError};
 pub use hook::{Hook, InChild};
 pub use join::join_at_exit;
 pub use local_registry::Registry;
+#[cfg(all(windows, feature = "signal"))]
+pub use process::console::{
+    handle_signals, handle_signals_for, set_coalesce_window, COALESCE_WINDOW, SIGBREAK,
+};
+#[cfg(windows)]
+pub use process::reason::ConsoleEvent;
 pub use process::reason::ExitReason;
-#[cfg(feature = "signal")]
+#[cfg(all(unix, feature = "signal"))]
 pub use process::signal::{
     handle_signals, handle_signals_for, set_coalesce_window, COALESCE_WINDOW,
 };

@@ -18,6 +18,8 @@ const PLACES: &[(&str, u32)] = &[
     // The process layer, in the order of `process/mod.rs`.
     ("process/mod.rs", 20),
     ("process/signal.rs", 21),
+    // Windows' counterpart of `signal.rs`; the two are never built together.
+    ("process/console.rs", 21),
     ("process/exit_hook.rs", 22),
     ("process/hook_thread.rs", 23),
     ("process/fork.rs", 24),
@@ -40,6 +42,7 @@ const PLACES: &[(&str, u32)] = &[
     ("sys/mod.rs", 60),
     ("sys/arrival.rs", 61),
     ("sys/unix.rs", 62),
+    ("sys/windows.rs", 62),
     ("sys/erased.rs", 62),
     ("sys/lock.rs", 62),
 ];

@@ -33,8 +33,28 @@ pub(crate) fn set(budget: Duration) {
 }
 
 /// Starts the watchdog if a budget is set. Called once an exit run begins.
-pub(crate) fn start(reason: ExitReason) {
+/// Windows ends a process about 5 seconds after a console close (and a
+/// logoff or shutdown) whatever it does: a run for one of those events gets
+/// at most this budget, so that the report and the status still come from
+/// the crate, with a second left for the final flush.
+#[cfg(windows)]
+pub(crate) const SYSTEM_TIMEOUT_BUDGET: Duration = Duration::from_secs(4);
+
+/// The budget for a run that ends the process for `reason`.
+fn budget_nanos(reason: ExitReason) -> u64 {
     let nanos = BUDGET_NANOS.load(Ordering::Relaxed);
+    #[cfg(windows)]
+    if let ExitReason::Console(event) = reason {
+        if event.has_system_timeout() {
+            return nanos.min(SYSTEM_TIMEOUT_BUDGET.as_nanos() as u64);
+        }
+    }
+    let _ = reason;
+    nanos
+}
+
+pub(crate) fn start(reason: ExitReason) {
+    let nanos = budget_nanos(reason);
     if nanos == NONE {
         return;
     }
