@@ -131,3 +131,31 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
+
+#[cfg(all(test, windows))]
+mod tests {
+    use super::*;
+    use crate::process::reason::ConsoleEvent;
+
+    #[test]
+    fn a_console_close_run_fits_in_the_5_seconds_windows_gives() {
+        let four = SYSTEM_TIMEOUT_BUDGET.as_nanos() as u64;
+        for event in [
+            ConsoleEvent::Close,
+            ConsoleEvent::Logoff,
+            ConsoleEvent::Shutdown,
+        ] {
+            assert_eq!(budget_nanos(ExitReason::Console(event)), four);
+        }
+        // No budget set: Ctrl-C and normal exits wait for every handler.
+        assert_eq!(budget_nanos(ExitReason::Console(ConsoleEvent::CtrlC)), NONE);
+        assert_eq!(budget_nanos(ExitReason::Exit(None)), NONE);
+        // A shorter budget set by the program wins.
+        set(Duration::from_secs(1));
+        assert_eq!(
+            budget_nanos(ExitReason::Console(ConsoleEvent::Close)),
+            1_000_000_000
+        );
+        BUDGET_NANOS.store(NONE, Ordering::Relaxed);
+    }
+}
