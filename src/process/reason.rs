@@ -19,7 +19,7 @@ pub enum ExitReason {
     Exit(Option<i32>),
     /// A signal handled by [`handle_signals`](crate::handle_signals)
     /// arrived; the process will die of it once the run is over. Never on
-    /// Windows, which reports [`ExitReason::Console`] instead.
+    /// Windows, which reports `ExitReason::Console` instead.
     Signal(i32),
     /// Windows only: a console control event handled by
     /// [`handle_signals`](crate::handle_signals) arrived; once the run is
