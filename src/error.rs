@@ -80,6 +80,23 @@ impl fmt::Display for Error {
 impl std::error::Error for Error {}
 
 /// The conventional name of a signal number, for messages.
+#[cfg(windows)]
+pub(crate) fn signal_name(signal: i32) -> &'static str {
+    // The C runtime's numbers (signal.h); SIGBREAK is Ctrl-Break.
+    match signal {
+        2 => "SIGINT",
+        4 => "SIGILL",
+        6 | 22 => "SIGABRT",
+        8 => "SIGFPE",
+        11 => "SIGSEGV",
+        15 => "SIGTERM",
+        21 => "SIGBREAK",
+        _ => "unnamed signal",
+    }
+}
+
+/// The conventional name of a signal number, for messages.
+#[cfg(not(windows))]
 pub(crate) fn signal_name(signal: i32) -> &'static str {
     match signal {
         libc::SIGHUP => "SIGHUP",

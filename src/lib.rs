@@ -100,6 +100,19 @@
 //! own thread ([`Hook::on_new_thread`]) is carried out by the thread that
 //! owns the exit run.
 //!
+//! # Windows
+//!
+//! Built with mingw-w64 and tested under Wine. Handlers run when `main`
+//! returns (also with `Err` or a panic) and on [`exit`]; **`std::process::exit`
+//! runs none** (std calls `ExitProcess`, which skips the C runtime's exit
+//! entries): use [`exit`]. [`handle_signals`] handles Ctrl-C, Ctrl-Break,
+//! console close, logoff and shutdown; the handlers run on the
+//! `atexit-signals` thread, then the process ends with
+//! `STATUS_CONTROL_C_EXIT` (0xC000013A), and [`reason`] reports
+//! `ExitReason::Console`. Close, logoff and shutdown get a 4 s deadline,
+//! inside the 5 s Windows allows. The exit code is known to [`reason`] only
+//! for [`exit`]. There is no `fork`: [`InChild`] has no effect.
+//!
 //! # Recipes
 //!
 //! The `examples/` directory holds one program per everyday use, each with a
@@ -171,8 +184,14 @@ pub use guardian::{Guardian, GuardianAction};
 pub use hook::{Hook, InChild};
 pub use join::join_at_exit;
 pub use local_registry::Registry;
+#[cfg(all(windows, feature = "signal"))]
+pub use process::console::{
+    handle_signals, handle_signals_for, set_coalesce_window, COALESCE_WINDOW, SIGBREAK,
+};
+#[cfg(windows)]
+pub use process::reason::ConsoleEvent;
 pub use process::reason::ExitReason;
-#[cfg(feature = "signal")]
+#[cfg(all(unix, feature = "signal"))]
 pub use process::signal::{
     handle_signals, handle_signals_for, set_coalesce_window, COALESCE_WINDOW,
 };

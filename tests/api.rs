@@ -347,7 +347,7 @@ fn global_handle_round_trip() {
     let _ = Location::caller();
 }
 
-#[cfg(feature = "signal")]
+#[cfg(all(unix, feature = "signal"))]
 #[test]
 fn refused_signals_say_which_and_why() {
     let cases = [
@@ -381,5 +381,36 @@ fn refused_signals_say_which_and_why() {
     }
     // A refused list installs nothing, even its valid members.
     assert!(atexit::handle_signals_for(&[libc::SIGUSR2, libc::SIGKILL]).is_err());
+    assert!(atexit::handle_signals_for(&[]).is_ok());
+}
+
+/// Windows: the C runtime's SIGINT, SIGBREAK and SIGTERM name console
+/// events; every other number is refused, with the reason.
+#[cfg(all(windows, feature = "signal"))]
+#[test]
+fn refused_signals_say_which_and_why() {
+    let cases = [
+        (0, "signal 0 (unnamed signal): signal numbers start at 1"),
+        (-3, "signal -3 (unnamed signal): signal numbers start at 1"),
+        (libc::SIGSEGV, "(SIGSEGV): a fault signal"),
+        (libc::SIGILL, "(SIGILL): a fault signal"),
+        (libc::SIGFPE, "(SIGFPE): a fault signal"),
+        (libc::SIGABRT, "(SIGABRT): abort() does not wait"),
+        (6, "(SIGABRT): abort() does not wait"),
+        (9, "signal 9 (unnamed signal): Windows has no such event"),
+        (1, "Windows has no such event"),
+    ];
+    for (signal, expected) in cases {
+        let err = atexit::handle_signals_for(&[signal]).unwrap_err();
+        let text = err.to_string();
+        assert!(text.contains(expected), "{signal}: {text}");
+        assert!(text.ends_with("no signal handling was changed"), "{text}");
+        assert!(matches!(
+            err,
+            atexit::Error::ForbiddenSignal { signal: s, .. } if s == signal
+        ));
+    }
+    // A refused list installs nothing, even its valid members.
+    assert!(atexit::handle_signals_for(&[atexit::SIGBREAK, 9]).is_err());
     assert!(atexit::handle_signals_for(&[]).is_ok());
 }

@@ -19,6 +19,8 @@ const PLACES: &[(&str, u32)] = &[
     // The process layer, in the order of `process/mod.rs`.
     ("process/mod.rs", 20),
     ("process/signal.rs", 21),
+    // Windows' counterpart of `signal.rs`; the two are never built together.
+    ("process/console.rs", 21),
     ("process/exit_hook.rs", 22),
     ("process/panic_abort.rs", 23),
     ("process/hook_thread.rs", 23),
@@ -46,6 +48,7 @@ const PLACES: &[(&str, u32)] = &[
     ("sys/guardian/watch.rs", 61),
     ("sys/guardian/protocol.rs", 62),
     ("sys/unix.rs", 62),
+    ("sys/windows.rs", 62),
     ("sys/erased.rs", 62),
     ("sys/lock.rs", 62),
 ];

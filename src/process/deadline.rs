@@ -33,8 +33,28 @@ pub(crate) fn set(budget: Duration) {
 }
 
 /// Starts the watchdog if a budget is set. Called once an exit run begins.
-pub(crate) fn start(reason: ExitReason) {
+/// Windows ends a process about 5 seconds after a console close (and a
+/// logoff or shutdown) whatever it does: a run for one of those events gets
+/// at most this budget, so that the report and the status still come from
+/// the crate, with a second left for the final flush.
+#[cfg(windows)]
+pub(crate) const SYSTEM_TIMEOUT_BUDGET: Duration = Duration::from_secs(4);
+
+/// The budget for a run that ends the process for `reason`.
+fn budget_nanos(reason: ExitReason) -> u64 {
     let nanos = BUDGET_NANOS.load(Ordering::Relaxed);
+    #[cfg(windows)]
+    if let ExitReason::Console(event) = reason {
+        if event.has_system_timeout() {
+            return nanos.min(SYSTEM_TIMEOUT_BUDGET.as_nanos() as u64);
+        }
+    }
+    let _ = reason;
+    nanos
+}
+
+pub(crate) fn start(reason: ExitReason) {
+    let nanos = budget_nanos(reason);
     if nanos == NONE {
         return;
     }
@@ -110,4 +130,32 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+#[cfg(all(test, windows))]
+mod tests {
+    use super::*;
+    use crate::process::reason::ConsoleEvent;
+
+    #[test]
+    fn a_console_close_run_fits_in_the_5_seconds_windows_gives() {
+        let four = SYSTEM_TIMEOUT_BUDGET.as_nanos() as u64;
+        for event in [
+            ConsoleEvent::Close,
+            ConsoleEvent::Logoff,
+            ConsoleEvent::Shutdown,
+        ] {
+            assert_eq!(budget_nanos(ExitReason::Console(event)), four);
+        }
+        // No budget set: Ctrl-C and normal exits wait for every handler.
+        assert_eq!(budget_nanos(ExitReason::Console(ConsoleEvent::CtrlC)), NONE);
+        assert_eq!(budget_nanos(ExitReason::Exit(None)), NONE);
+        // A shorter budget set by the program wins.
+        set(Duration::from_secs(1));
+        assert_eq!(
+            budget_nanos(ExitReason::Console(ConsoleEvent::Close)),
+            1_000_000_000
+        );
+        BUDGET_NANOS.store(NONE, Ordering::Relaxed);
+    }
 }

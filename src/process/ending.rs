@@ -9,17 +9,19 @@ use crate::sys;
 pub(crate) fn end_without_handlers(reason: ExitReason) -> ! {
     match reason {
         ExitReason::Exit(code) => sys::exit_immediately(code.unwrap_or(1)),
-        #[cfg(feature = "signal")]
+        #[cfg(all(unix, feature = "signal"))]
         ExitReason::Signal(signal) => die_of(signal),
-        // Signal runs exist only with the `signal` feature.
-        #[cfg(not(feature = "signal"))]
+        // Signal runs exist only with the `signal` feature, and on Unix.
+        #[cfg(not(all(unix, feature = "signal")))]
         ExitReason::Signal(signal) => sys::exit_immediately(128 + signal),
         ExitReason::Panic => std::process::abort(),
+        #[cfg(windows)]
+        ExitReason::Console(event) => sys::exit_immediately(event.exit_status() as i32),
     }
 }
 
 /// Ends the process by `signal` itself, now.
-#[cfg(feature = "signal")]
+#[cfg(all(unix, feature = "signal"))]
 pub(crate) fn die_of(signal: i32) -> ! {
     // Not `signal_hook::low_level::emulate_default_handler`: it refuses
     // real-time signals, which `handle_signals_for` accepts.

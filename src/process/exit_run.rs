@@ -19,6 +19,7 @@ use crate::process::reason::{ExitReason, ReasonCell};
 use crate::process::{c_exit, deadline, failure, global, observers};
 use crate::registry::run::{self, Observer};
 use crate::store::{Meta, Site};
+use crate::sys;
 
 static EXIT_RUN_ACTIVE: AtomicBool = AtomicBool::new(false);
 static REASON: ReasonCell = ReasonCell::new();
@@ -159,12 +160,12 @@ pub(crate) fn exit(code: i32) -> ! {
     if EXIT_RUN_ACTIVE.load(Ordering::Acquire) {
         park_forever();
     }
-    // std lets one thread through and parks any other that calls it at the
-    // same time, so concurrent exits run the handlers once. The exit hook
-    // runs on this thread and learns the code here if the C library does
-    // not say it.
+    // Concurrent exits run the handlers once: only one thread gets into the
+    // C exit machinery at a time (see `sys::begin_exit`). The exit hook runs
+    // on this thread and learns the code here if the C library does not say
+    // it.
     EXITING_WITH.set(Some(code));
-    std::process::exit(code)
+    sys::begin_exit(code)
 }
 
 /// In a child created by `fork`, from a thread that was not running the

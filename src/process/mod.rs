@@ -3,8 +3,12 @@
 //! the registry layer and `sys`.
 
 // Signals: the run on SIGTERM and friends, then death by the signal.
-#[cfg(feature = "signal")]
+#[cfg(all(unix, feature = "signal"))]
 pub(crate) mod signal;
+// Windows: the run on Ctrl-C and the other console events, then the
+// status Windows gives them.
+#[cfg(all(windows, feature = "signal"))]
+pub(crate) mod console;
 // Registering in the global registry; arms the C library's exit hook.
 pub(crate) mod exit_hook;
 // `panic = "abort"`: a panic runs the handlers, then the abort.

@@ -11,7 +11,9 @@ struct Observers {
 
 static OBSERVERS: OnceLock<Observers> = OnceLock::new();
 
-/// Sets the functions to call; the first call wins.
+/// Sets the functions to call; the first call wins. (Only the guardian
+/// observes, and it exists on Linux only.)
+#[cfg_attr(not(target_os = "linux"), allow(dead_code))]
 pub(crate) fn observe(run_finished: fn(), forked_child: fn()) {
     let _ = OBSERVERS.set(Observers {
         run_finished,

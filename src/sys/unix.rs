@@ -149,6 +149,14 @@ pub(crate) fn install_fork_hooks(prepare: fn(), parent: fn(), child: fn()) {
     }
 }
 
+/// Begins a normal exit with `code` from a thread outside the exit run.
+/// Rust's std lets one thread through and parks any other that calls it at
+/// the same time; the C library's exit entries (ours among them) run on
+/// the thread let through.
+pub(crate) fn begin_exit(code: i32) -> ! {
+    std::process::exit(code)
+}
+
 /// The C library's `exit`: from inside an exit handler, glibc carries on
 /// with the entries left and then ends the process with `code`.
 pub(crate) fn exit_process(code: i32) -> ! {

@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 use std::io::{BufRead, BufReader, Read};
+#[cfg(unix)]
 use std::os::unix::process::ExitStatusExt;
 use std::path::PathBuf;
 use std::process::{Child, ChildStdout, Command, ExitStatus, Stdio};
@@ -20,7 +21,8 @@ pub struct Outcome {
     pub stderr: String,
     /// The exit code, if it exited.
     pub code: Option<i32>,
-    /// The signal that killed it, if one did.
+    /// The signal that killed it, if one did (never on Windows, which has
+    /// no death by signal).
     pub signal: Option<i32>,
 }
 
@@ -110,6 +112,7 @@ impl Running {
     }
 
     /// Sends `signal` to the child.
+    #[cfg(unix)]
     pub fn signal(&self, signal: i32) {
         // SAFETY: kill(2) on a pid we own and have not reaped yet.
         let rc = unsafe { libc::kill(self.pid(), signal) };
@@ -139,6 +142,7 @@ impl Running {
 
 /// Starts `command`, waits for its `READY` line, sends `signal`, and waits
 /// for it to end.
+#[cfg(unix)]
 pub fn signalled(command: Command, signal: i32) -> Outcome {
     let running = start(command);
     running.signal(signal);
@@ -198,8 +202,18 @@ fn finish(mut child: Child, stdout: Option<BufReader<ChildStdout>>) -> Outcome {
         stdout: out.join().expect("stdout reader"),
         stderr: err.join().expect("stderr reader"),
         code: status.code(),
-        signal: status.signal(),
+        signal: signal_of(status),
     }
+}
+
+#[cfg(unix)]
+fn signal_of(status: ExitStatus) -> Option<i32> {
+    status.signal()
+}
+
+#[cfg(not(unix))]
+fn signal_of(_status: ExitStatus) -> Option<i32> {
+    None
 }
 
 fn wait_with_deadline(child: &mut Child) -> ExitStatus {
@@ -241,11 +255,7 @@ pub fn play(
     scenarios: Vec<(&'static str, Scenario)>,
     alarm_secs: u32,
 ) -> Result<(), String> {
-    // SAFETY: alarm(2) only schedules a SIGALRM for this process; its
-    // default action ends a child that hangs.
-    unsafe {
-        libc::alarm(alarm_secs);
-    }
+    hang_limit(alarm_secs);
     let (name, arg) = full_name.split_once(':').unwrap_or((full_name, ""));
     let scenario = scenarios
         .into_iter()
@@ -253,6 +263,27 @@ pub fn play(
         .map(|(_, scenario)| scenario)
         .unwrap_or_else(|| panic!("no scenario named {name:?}"));
     scenario(arg)
+}
+
+/// Ends this process after `secs` whatever happens: by SIGALRM on Unix.
+#[cfg(unix)]
+fn hang_limit(secs: u32) {
+    // SAFETY: alarm(2) only schedules a SIGALRM for this process; its
+    // default action ends a child that hangs.
+    unsafe {
+        libc::alarm(secs);
+    }
+}
+
+/// Ends this process after `secs` whatever happens: Windows has no alarm,
+/// so a watchdog thread aborts it (status 0xC0000409, never a scenario's).
+#[cfg(not(unix))]
+fn hang_limit(secs: u32) {
+    thread::spawn(move || {
+        thread::sleep(Duration::from_secs(u64::from(secs)));
+        let _ = std::io::Write::write_all(&mut std::io::stderr(), b"hung: alarm\n");
+        std::process::abort();
+    });
 }
 
 /// `stderr` without the lines of Rust's default panic messages (header,

@@ -8,6 +8,7 @@ use std::thread;
 use std::time::Duration;
 
 pub const RACING_HANDLERS: usize = 20;
+#[cfg(unix)]
 pub const FORKS: usize = 40;
 
 fn say(text: &str) -> impl FnOnce() + Send + 'static {
@@ -69,11 +70,13 @@ pub fn play(name: &str) -> Result<(), String> {
         "panicking_handler_keeps_code" => {
             atexit::register(say("oldest"));
             atexit::register(|| panic!("cleanup failed"));
-            std::process::exit(7);
+            exit_running_handlers(7);
         }
         "racing_exits" => racing_exits(),
         "no_lock_held_in_handler" => no_lock_held_in_handler(),
+        #[cfg(unix)]
         "fork_inherits_handlers" => fork_inherits_handlers(),
+        #[cfg(unix)]
         "fork_while_registering" => fork_while_registering(),
         "thread_local_gone" => thread_local_gone(),
         "million_handlers" => million_handlers(),
@@ -126,7 +129,10 @@ pub fn play(name: &str) -> Result<(), String> {
             atexit::register(|| {
                 println!("inside: {} {:?}", atexit::is_exiting(), atexit::reason());
             });
-            std::process::exit(6);
+            exit_running_handlers(6);
+        }
+        "reason_when_main_returns" => {
+            atexit::register(|| println!("inside: {:?}", atexit::reason()));
         }
         "unregister_function" => {
             fn cleanup(name: &str) {
@@ -198,6 +204,16 @@ pub fn play(name: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// `std::process::exit(code)`, which runs the handlers on Unix; on Windows
+/// it runs none (std calls `ExitProcess`), so `atexit::exit(code)` there.
+fn exit_running_handlers(code: i32) -> ! {
+    if cfg!(windows) {
+        atexit::exit(code)
+    } else {
+        std::process::exit(code)
+    }
+}
+
 fn unregister_during_run() {
     static VICTIM: Mutex<Option<atexit::Handle>> = Mutex::new(None);
     fn victim_fn() {
@@ -227,7 +243,9 @@ fn racing_exits() {
         let barrier = Arc::clone(&barrier);
         thread::spawn(move || {
             barrier.wait();
-            if code % 2 == 0 {
+            // On Windows `std::process::exit` runs no handler: only
+            // `atexit::exit` races there.
+            if code % 2 == 0 || cfg!(windows) {
                 atexit::exit(code);
             } else {
                 std::process::exit(code);
@@ -258,6 +276,7 @@ fn no_lock_held_in_handler() {
     });
 }
 
+#[cfg(unix)]
 fn fork_inherits_handlers() {
     let parent = std::process::id();
     atexit::register(move || {
@@ -277,6 +296,7 @@ fn fork_inherits_handlers() {
     }
 }
 
+#[cfg(unix)]
 fn fork_while_registering() {
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let busy = {
@@ -307,6 +327,7 @@ fn fork_while_registering() {
     println!("{in_time} children exited in time");
 }
 
+#[cfg(unix)]
 /// Waits for `pid` until `limit`, killing it if it has not exited by then.
 fn wait_for(pid: i32, limit: Duration) -> Result<(), ()> {
     let started = std::time::Instant::now();
