@@ -30,12 +30,12 @@ pub enum Error {
         /// What the operating system said.
         cause: String,
     },
-    /// The [`Guardian`](crate::Guardian) could not be started, or is gone.
+    /// The guardian (`Guardian`, Linux) could not be started, or is gone.
     Guardian {
         /// What went wrong.
         cause: String,
     },
-    /// A [`Guardian`](crate::Guardian) action that is refused: nothing was
+    /// A `Guardian` action that is refused: nothing was
     /// declared.
     GuardianRefused {
         /// The declaring method, e.g. `remove_path`.
