@@ -4,6 +4,10 @@
  *   glibc lifecycle N   register N handlers (the oldest stops the timer,
  *                       the newest starts it, N - 2 count calls between),
  *                       then exit so that the C library runs them.
+ *   glibc register-only N
+ *                       the same registrations, then _exit: no exit run,
+ *                       so that an instruction count of the run is the
+ *                       difference between the two modes.
  *
  * Prints "key value" lines; run_ns_per_handler comes from the oldest
  * handler, during exit. */
@@ -51,8 +55,8 @@ static void stop(void) {
 }
 
 int main(int argc, char **argv) {
-    if (argc != 3 || strcmp(argv[1], "lifecycle") != 0) {
-        fprintf(stderr, "usage: glibc lifecycle N\n");
+    if (argc != 3 || (strcmp(argv[1], "lifecycle") != 0 && strcmp(argv[1], "register-only") != 0)) {
+        fprintf(stderr, "usage: glibc lifecycle|register-only N\n");
         return 2;
     }
     handlers = atol(argv[2]);
@@ -74,5 +78,8 @@ int main(int argc, char **argv) {
     printf("register_ns %.3f\nbytes_per_handler %.3f\n", (double)(t1 - t0) / (double)(handlers - 2),
            (double)(after - before) / (double)handlers);
     fflush(stdout);
+    if (strcmp(argv[1], "register-only") == 0) {
+        _exit(0);
+    }
     return 0;
 }

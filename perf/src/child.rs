@@ -183,6 +183,13 @@ pub fn main(args: &[String]) {
             // The handlers run when `main` returns: a real exit.
             fill(&Global, number(handlers).max(3), *callable == "closure");
         }
+        ["register-only", "global", callable, handlers] => {
+            fill(&Global, number(handlers).max(3), *callable == "closure");
+            // Ends without the exit run, so that the run's instruction
+            // count is what `lifecycle` executes beyond this (`instructions`).
+            // SAFETY: `_exit` only ends the process; `fill` flushed stdout.
+            unsafe { libc::_exit(0) };
+        }
         ["lifecycle", "registry", callable, handlers] => {
             let registry = Registry::new();
             fill(&registry, number(handlers).max(3), *callable == "closure");

@@ -4,15 +4,24 @@
 //! figure (median of several fresh processes), each ratio, and the targets
 //! of the crate's performance issue.
 //!
+//! It also counts instructions under callgrind (`instructions.rs`), the
+//! figures that do not depend on the machine, when valgrind is installed.
+//!
 //! `--quick` (or `ATEXIT_PERF_QUICK=1`) runs everything at tiny counts in
 //! a few seconds: a smoke test that the comparison works, not a measurement.
 //! Missed targets are reported, never turned into a failure; the command
 //! fails only when a measurement could not be made or came out wrong (a
 //! handler that did not run, a child that crashed).
+//!
+//! `--footprint` measures something else instead: the build time and
+//! binary size of a program that uses the crate, against `ctrlc` and
+//! `signal-hook` (`footprint.rs`; fetches crates on its first run).
 
 #[macro_use]
 mod fn_table;
 mod child;
+mod footprint;
+mod instructions;
 mod never;
 mod run_clock;
 
@@ -26,6 +35,8 @@ use std::process::{self, Command, Stdio};
 use std::sync::{mpsc, OnceLock};
 use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use instructions::{Counts, PerHandler, Subject};
 
 #[global_allocator]
 static ALLOCATOR: never::CountingAlloc = never::CountingAlloc;
@@ -46,6 +57,10 @@ struct Plan {
     rounds: usize,
     /// Register + `Handle::unregister` pairs per crate child.
     pairs: usize,
+    /// The two handler counts whose instruction totals are subtracted.
+    callgrind_sizes: [usize; 2],
+    /// Each callgrind run this many times, to show that the counts agree.
+    callgrind_repeats: usize,
 }
 
 impl Plan {
@@ -58,6 +73,8 @@ impl Plan {
                 live: 1_000,
                 rounds: 1,
                 pairs: 1_000,
+                callgrind_sizes: [1_000, 2_000],
+                callgrind_repeats: 1,
             }
         } else {
             Plan {
@@ -67,6 +84,8 @@ impl Plan {
                 live: 100_000,
                 rounds: 16,
                 pairs: 200_000,
+                callgrind_sizes: [100_000, 200_000],
+                callgrind_repeats: 2,
             }
         }
     }
@@ -390,6 +409,10 @@ fn nanos(value: Option<f64>) -> String {
     }
 }
 
+fn instructions(value: Option<f64>) -> String {
+    value.map_or("n/a".to_owned(), |v| format!("{v:.1} instr"))
+}
+
 fn bytes(value: Option<f64>) -> String {
     value.map_or("n/a".to_owned(), |v| format!("{v:.1} B"))
 }
@@ -503,7 +526,38 @@ impl Never {
     }
 }
 
-fn report(plan: &Plan, table: &Table, never: &Never, control: &Never, python_version: &str) {
+/// How the instruction counts were made, for the header.
+fn callgrind_method(counts: Option<&Counts>) -> String {
+    let Some(counts) = counts else {
+        return "not counted (no valgrind)".to_owned();
+    };
+    let [small, big] = counts.sizes;
+    let agreement = if counts.repeats > 1 {
+        format!(
+            "{} repeats agree within {:.3} instructions per handler",
+            counts.repeats, counts.spread
+        )
+    } else {
+        "one run each".to_owned()
+    };
+    format!(
+        "{} --tool=callgrind, per handler = (total at {} - total at {}) / {}; \
+         exit run = lifecycle minus a child that `_exit`s after registering; {agreement}",
+        counts.valgrind,
+        count_label(big),
+        count_label(small),
+        count_label(big - small),
+    )
+}
+
+fn report(
+    plan: &Plan,
+    table: &Table,
+    never: &Never,
+    control: &Never,
+    python_version: &str,
+    counts: Option<&Counts>,
+) {
     let big = plan.big();
     let live = plan.live;
     let crate_life = |registry, closure, handlers| Job::Crate {
@@ -529,11 +583,13 @@ fn report(plan: &Plan, table: &Table, never: &Never, control: &Never, python_ver
         "\n## atexit crate vs glibc atexit vs CPython atexit\n\n\
          machine: {}; CPython {python_version}; date {}\n\
          command: cargo run --release -p atexit-perf{}\n\
-         each figure: median of {} runs, each in a fresh process\n",
+         each figure: median of {} runs, each in a fresh process\n\
+         instructions: {}\n",
         machine(),
         today(),
         if plan.quick { " -- --quick" } else { "" },
         plan.samples,
+        callgrind_method(counts),
     );
     if plan.quick {
         let _ = writeln!(
@@ -601,6 +657,45 @@ fn report(plan: &Plan, table: &Table, never: &Never, control: &Never, python_ver
         "glibc",
         1.0,
         nanos,
+    );
+    let count = |subject, pick: fn(PerHandler) -> f64| {
+        counts.and_then(|counts| counts.get(subject)).map(pick)
+    };
+    let c_register_instr = count(Subject::Glibc, |each| each.register);
+    for (figure, ours, limit) in [
+        (
+            "instructions per registration of a function item",
+            count(Subject::CrateFn, |each| each.register),
+            1.0,
+        ),
+        (
+            "instructions per registration of a closure capturing 8 bytes",
+            count(Subject::CrateClosure, |each| each.register),
+            2.0,
+        ),
+    ] {
+        row(
+            figure.to_owned(),
+            ours,
+            c_register_instr,
+            None,
+            ratio(ours, c_register_instr),
+            "glibc",
+            limit,
+            instructions,
+        );
+    }
+    let fn_run_instr = count(Subject::CrateFn, |each| each.run);
+    let c_run_instr = count(Subject::Glibc, |each| each.run);
+    row(
+        "instructions per handler of the exit run".to_owned(),
+        fn_run_instr,
+        c_run_instr,
+        None,
+        ratio(fn_run_instr, c_run_instr),
+        "glibc",
+        1.0,
+        instructions,
     );
     let unregister = table.get(&crate_unregister, "unregister_ns");
     let py_unregister = table.get(&python_unregister, "unregister_ns");
@@ -678,6 +773,11 @@ fn report(plan: &Plan, table: &Table, never: &Never, control: &Never, python_ver
     }
     let _ = writeln!(
         out,
+        "| exit run of closures, instructions per handler | {} |",
+        instructions(count(Subject::CrateClosure, |each| each.run))
+    );
+    let _ = writeln!(
+        out,
         "| memory per pending closure handler | {} |",
         bytes(table.get(&crate_life(false, true, big), "bytes_per_handler"))
     );
@@ -736,13 +836,20 @@ fn main() {
         return;
     }
     let mut quick = env::var_os("ATEXIT_PERF_QUICK").is_some_and(|value| value != "0");
+    let mut footprint = false;
     for arg in &args {
         match arg.as_str() {
             "--quick" => quick = true,
+            "--footprint" => footprint = true,
             _ => fail(&format!(
-                "unknown argument {arg:?}\nusage: cargo run --release -p atexit-perf [-- --quick]"
+                "unknown argument {arg:?}\nusage: cargo run --release -p atexit-perf [-- [--quick] [--footprint]]"
             )),
         }
+    }
+    if footprint {
+        // Quick: each program built once, a smoke test of the mode.
+        footprint::main(if quick { 1 } else { 2 });
+        return;
     }
     if cfg!(debug_assertions) && !quick {
         note("this is a debug build: use `cargo run --release -p atexit-perf` for real figures");
@@ -777,6 +884,15 @@ fn main() {
     });
 
     let results = measure(&plan, &tools);
+    // After the timed children, which other processes would slow down.
+    let counts = instructions::measure(&plan, &tools, &dir);
     let _ = fs::remove_dir_all(&dir);
-    report(&plan, &Table(results), &never, &control, &python_version);
+    report(
+        &plan,
+        &Table(results),
+        &never,
+        &control,
+        &python_version,
+        counts.as_ref(),
+    );
 }
