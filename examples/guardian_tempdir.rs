@@ -6,7 +6,7 @@
 //! $ cargo run --example guardian_tempdir
 //! program: temp dir /tmp/guardian-demo-1234, child group 1240, guardian 1238
 //! parent: sent SIGKILL to the program
-//! parent: temp dir gone, child group gone, 4.1 ms after the kill
+//! parent: temp dir gone, child group gone, 2.4ms after the kill
 //! ```
 
 use std::io::{BufRead, BufReader, Write};
@@ -65,13 +65,21 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     Ok(())
 }
 
-/// Whether any process of group `group` still runs (signal 0 probes).
+/// Whether any process of group `group` still runs (a zombie, waiting to be
+/// reaped by init, does not count).
 fn group_alive(group: i32) -> bool {
-    Command::new("kill")
-        .args(["-0", "--", &format!("-{group}")])
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|status| status.success())
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return false;
+    };
+    entries
+        .filter_map(|entry| std::fs::read_to_string(entry.ok()?.path().join("stat")).ok())
+        .any(|stat| {
+            // After the command name: state, parent, group.
+            let fields: Vec<&str> = stat
+                .rsplit_once(") ")
+                .map_or(vec![], |(_, rest)| rest.split(' ').collect());
+            fields.len() > 2 && fields[2] == group.to_string() && fields[0] != "Z"
+        })
 }
 
 /// The program that gets killed.

@@ -164,3 +164,38 @@ fn without_a_panic_nothing_changes() {
     assert_eq!(outcome.stderr, "", "{outcome:?}");
     assert_eq!(outcome.code, Some(0), "{outcome:?}");
 }
+
+#[test]
+#[cfg(target_os = "linux")]
+fn after_its_handlers_ran_a_panic_is_a_clean_ending_for_the_guardian() {
+    let outcome = play("guardian");
+    let field = |name: &str| {
+        outcome
+            .stdout
+            .lines()
+            .find_map(|line| line.strip_prefix(name))
+            .map(str::trim)
+            .unwrap_or_else(|| panic!("no {name} in {outcome:?}"))
+            .to_owned()
+    };
+    let dir = PathBuf::from(field("dir "));
+    let guardian: u32 = field("guardian ").parse().unwrap();
+    assert!(outcome.stdout.ends_with(HANDLERS_RAN), "{outcome:?}");
+    assert_eq!(outcome.signal, Some(libc::SIGABRT), "{outcome:?}");
+    // The guardian goes without acting.
+    let started = std::time::Instant::now();
+    while std::path::Path::new(&format!("/proc/{guardian}/cmdline")).exists()
+        && !std::fs::read_to_string(format!("/proc/{guardian}/stat"))
+            .unwrap_or_default()
+            .contains(") Z")
+        && started.elapsed() < std::time::Duration::from_secs(2)
+    {
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    let kept = dir.exists();
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(
+        kept,
+        "the guardian removed the directory after a clean ending"
+    );
+}

@@ -57,6 +57,7 @@ const TESTS: &[Test] = &[
         terminal::restored_after_sigkill,
     ),
     ("200_kills_in_a_row_none_missed", programs::kills_in_a_row),
+    ("example_guardian_tempdir", programs::example_tempdir),
 ];
 
 fn main() -> Result<(), String> {

@@ -440,3 +440,17 @@ pub fn kills_in_a_row() {
         "runs whose actions were missed: {missed:?}"
     );
 }
+
+/// `examples/guardian_tempdir`: its parent kills it and finds both gone.
+pub fn example_tempdir() {
+    let outcome = common::run(common::example("guardian_tempdir"));
+    let lines: Vec<&str> = outcome.stdout.lines().collect();
+    assert_eq!(lines.len(), 3, "{outcome:?}");
+    assert!(lines[0].starts_with("program: temp dir /"), "{outcome:?}");
+    assert_eq!(lines[1], "parent: sent SIGKILL to the program");
+    assert!(
+        lines[2].starts_with("parent: temp dir gone, child group gone, "),
+        "{outcome:?}"
+    );
+    assert_eq!(outcome.code, Some(0), "{outcome:?}");
+}
