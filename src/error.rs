@@ -30,6 +30,17 @@ pub enum Error {
         /// What the operating system said.
         cause: String,
     },
+    /// A signal already handled one way, asked to be handled the other:
+    /// by [`handle_signals`](crate::handle_signals) (the exit run) and by
+    /// `Shutdown` (a stop request). Nothing was changed.
+    SignalTaken {
+        /// The signal.
+        signal: i32,
+        /// What handles it now.
+        by: &'static str,
+        /// What asked for it.
+        wanted: &'static str,
+    },
     /// The guardian (`Guardian`, Linux) could not be started, or is gone.
     Guardian {
         /// What went wrong.
@@ -63,6 +74,15 @@ impl fmt::Display for Error {
                 signal,
                 signal_name(*signal),
                 cause
+            ),
+            Error::SignalTaken { signal, by, wanted } => write!(
+                f,
+                "refused to handle signal {} ({}) with {}: {} already handles it, and a signal \
+                 is handled one way; no signal handling was changed",
+                signal,
+                signal_name(*signal),
+                wanted,
+                by
             ),
             Error::Guardian { cause } => write!(f, "the exit guardian: {cause}"),
             Error::GuardianRefused {

@@ -157,6 +157,8 @@ mod guardian;
 mod hook;
 mod join;
 mod local_registry;
+#[cfg(all(unix, feature = "signal"))]
+mod shutdown;
 // The process: the global registry, exit, fork, deadline, signals.
 mod process;
 // The registry: the store behind its lock, the run loop, handles.
@@ -196,6 +198,8 @@ pub use process::signal::{
     handle_signals, handle_signals_for, set_coalesce_window, COALESCE_WINDOW,
 };
 pub use registry::Handle;
+#[cfg(all(unix, feature = "signal"))]
+pub use shutdown::{Requested, Shutdown};
 
 /// `#[atexit::register]`: registers a function with no parameters before
 /// `main` starts, Python's `@atexit.register`.

@@ -16,6 +16,7 @@ const PLACES: &[(&str, u32)] = &[
     ("hook.rs", 11),
     ("local_registry.rs", 12),
     ("guardian.rs", 12),
+    ("shutdown.rs", 12),
     // The process layer, in the order of `process/mod.rs`.
     ("process/mod.rs", 20),
     ("process/signal.rs", 21),
@@ -26,6 +27,7 @@ const PLACES: &[(&str, u32)] = &[
     ("process/hook_thread.rs", 23),
     ("process/fork.rs", 24),
     ("process/exit_run.rs", 25),
+    ("process/request.rs", 26),
     ("process/c_exit.rs", 26),
     ("process/deadline.rs", 27),
     ("process/failure.rs", 28),

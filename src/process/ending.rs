@@ -1,6 +1,15 @@
 //! The last step: ending the process without running anything more, with
 //! the status the run would have given.
 
+#[cfg(all(unix, feature = "signal"))]
+use std::io::{self, Write};
+#[cfg(all(unix, feature = "signal"))]
+use std::sync::mpsc;
+#[cfg(all(unix, feature = "signal"))]
+use std::thread;
+#[cfg(all(unix, feature = "signal"))]
+use std::time::Duration;
+
 use crate::process::reason::ExitReason;
 use crate::sys;
 
@@ -35,5 +44,23 @@ pub(crate) fn die_of(signal: i32) -> ! {
 pub(crate) fn park_forever() -> ! {
     loop {
         std::thread::park();
+    }
+}
+
+/// Writes out what stdout and C stdio still buffer, waiting 100 ms at most:
+/// another thread may hold the stdout lock forever (blocked on a full pipe),
+/// and a signal must still end the process.
+#[cfg(all(unix, feature = "signal"))]
+pub(crate) fn flush_briefly() {
+    let (done, flushed) = mpsc::channel();
+    let flusher = thread::Builder::new()
+        .name("atexit-flush".into())
+        .spawn(move || {
+            let _ = io::stdout().flush();
+            sys::flush_c_stdio();
+            let _ = done.send(());
+        });
+    if flusher.is_ok() {
+        let _ = flushed.recv_timeout(Duration::from_millis(100));
     }
 }

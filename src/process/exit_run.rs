@@ -16,7 +16,7 @@ use std::sync::mpsc;
 
 use crate::process::ending::park_forever;
 use crate::process::reason::{ExitReason, ReasonCell};
-use crate::process::{c_exit, deadline, failure, global, observers};
+use crate::process::{c_exit, deadline, failure, global, observers, request};
 use crate::registry::run::{self, Observer};
 use crate::store::{Meta, Site};
 use crate::sys;
@@ -118,10 +118,11 @@ pub(crate) fn finish() {
 pub(crate) fn on_process_exit(status: Option<i32>) {
     c_exit::entered();
     let status = status.or(EXITING_WITH.get());
-    match begin(ExitReason::Exit(status)) {
+    match begin(reason_for(ExitReason::Exit(status))) {
         Begin::Owner => {
             run_handlers();
             finish();
+            end_for_request();
             if let Some(code) = failure::failure_override(status) {
                 // Nested on this thread: glibc carries on with the remaining
                 // C exit entries, then ends the process with the new status.
@@ -130,6 +131,22 @@ pub(crate) fn on_process_exit(status: Option<i32>) {
         }
         Begin::Nested => run_handlers(),
         Begin::Elsewhere => c_exit::wait_for_handed_code(),
+    }
+}
+
+/// The reason of a run that would be `normal`: the signal of a
+/// `Shutdown` request once one arrived, whatever path ends the program.
+fn reason_for(normal: ExitReason) -> ExitReason {
+    request::signal().map_or(normal, ExitReason::Signal)
+}
+
+/// After a run that ended a program asked to stop by a signal: death by
+/// that signal, so that the parent sees the truth.
+fn end_for_request() {
+    #[cfg(all(unix, feature = "signal"))]
+    if let Some(signal) = request::signal() {
+        crate::process::ending::flush_briefly();
+        crate::process::ending::die_of(signal);
     }
 }
 
@@ -150,9 +167,10 @@ pub(crate) fn exit(code: i32) -> ! {
         // run, here, and then the process ends with `code`. `std::process::exit`
         // would abort ("called re-entrantly"); the C library's `exit` is
         // defined to carry on from inside an exit handler.
-        REASON.set(Some(ExitReason::Exit(Some(code))));
+        REASON.set(Some(reason_for(ExitReason::Exit(Some(code)))));
         run_handlers();
         finish();
+        end_for_request();
         let code = failure::failure_override(Some(code)).unwrap_or(code);
         let _ = io::stdout().flush();
         c_exit::exit_with(code);

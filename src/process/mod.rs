@@ -20,6 +20,8 @@ pub(crate) mod hook_thread;
 pub(crate) mod fork;
 // The exit run: who owns it, why it happens, `atexit::exit`.
 pub(crate) mod exit_run;
+// The stop request of `Shutdown`: which signal, who waits for it.
+pub(crate) mod request;
 // Which thread may call the C `exit` (glibc 2.41).
 pub(crate) mod c_exit;
 // The exit run's time budget.

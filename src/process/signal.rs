@@ -7,7 +7,7 @@
 
 use std::io::{self, Write};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{mpsc, Mutex};
+use std::sync::Mutex;
 use std::thread;
 use std::time::Duration;
 
@@ -15,14 +15,34 @@ use libc::c_int;
 use signal_hook::iterator::{Handle as SignalsHandle, Signals};
 
 use crate::error::Error;
-use crate::process::ending::die_of;
+use crate::process::ending::{die_of, flush_briefly};
 use crate::process::exit_run::{self, Begin};
 use crate::process::reason::ExitReason;
+use crate::process::request;
 use crate::sys;
+
+/// What a handled signal does.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum Mode {
+    /// `handle_signals`: the exit run, then death by the signal.
+    Exit,
+    /// `Shutdown`: a stop request the program acts on; the exit run waits
+    /// for the program to end (or for the grace period).
+    Request,
+}
+
+impl Mode {
+    fn by(self) -> &'static str {
+        match self {
+            Mode::Exit => "handle_signals",
+            Mode::Request => "Shutdown",
+        }
+    }
+}
 
 struct Installed {
     handle: SignalsHandle,
-    signals: Vec<c_int>,
+    signals: Vec<(c_int, Mode)>,
 }
 
 static INSTALLED: Mutex<Option<Installed>> = Mutex::new(None);
@@ -120,6 +140,11 @@ pub fn handle_signals() -> Result<(), Error> {
 /// SIGWINCH, SIGTSTP, SIGTTIN, SIGTTOU). A refused call changes nothing.
 /// [`Error::SignalSetup`] if the operating system refuses a handler.
 pub fn handle_signals_for(signals: &[c_int]) -> Result<(), Error> {
+    install(signals, Mode::Exit)
+}
+
+/// Handles `signals` the way `mode` says, all or none of them.
+pub(crate) fn install(signals: &[c_int], mode: Mode) -> Result<(), Error> {
     for &signal in signals {
         check(signal)?;
     }
@@ -129,17 +154,32 @@ pub fn handle_signals_for(signals: &[c_int]) -> Result<(), Error> {
     let mut installed = INSTALLED
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner());
+    if let Some(installed) = installed.as_ref() {
+        for &signal in signals {
+            if let Some(&(_, other)) = installed
+                .signals
+                .iter()
+                .find(|&&(known, other)| known == signal && other != mode)
+            {
+                return Err(Error::SignalTaken {
+                    signal,
+                    by: other.by(),
+                    wanted: mode.by(),
+                });
+            }
+        }
+    }
     match installed.as_mut() {
         Some(installed) => {
             for &signal in signals {
-                if !installed.signals.contains(&signal) {
+                if !installed.signals.iter().any(|&(known, _)| known == signal) {
                     sys::watch_arrivals_of(signal, std::process::id(), &WINDOW_NANOS)
                         .map_err(|err| setup_error(signal, &err))?;
                     installed
                         .handle
                         .add_signal(signal)
                         .map_err(|err| setup_error(signal, &err))?;
-                    installed.signals.push(signal);
+                    installed.signals.push((signal, mode));
                 }
             }
         }
@@ -161,7 +201,7 @@ pub fn handle_signals_for(signals: &[c_int]) -> Result<(), Error> {
                 .map_err(|err| setup_error(signals[0], &err))?;
             *installed = Some(Installed {
                 handle,
-                signals: signals.to_vec(),
+                signals: signals.iter().map(|&signal| (signal, mode)).collect(),
             });
         }
     }
@@ -225,12 +265,38 @@ fn is_reserved(_signal: c_int) -> bool {
     false
 }
 
-/// On the `atexit-signals` thread, woken by `woken_by`: the exit run for
-/// the first handled signal that arrived, then death by it.
-fn on_signal(woken_by: c_int) -> ! {
+/// On the `atexit-signals` thread, woken by `woken_by`: for the first
+/// handled signal that arrived, the exit run and then death by it, or the
+/// stop request of `Shutdown`.
+fn on_signal(woken_by: c_int) {
     // Several signals may be pending by now, and the iterator does not
     // yield them in arrival order: the one recorded in signal context does.
     let signal = sys::first_signal().unwrap_or(woken_by);
+    if mode_of(signal) == Some(Mode::Request) {
+        request::request(signal);
+        start_grace_period(signal);
+        // Later signals are decided in signal context (`sys::arrival`):
+        // duplicates within the window are ignored, others end the process.
+        return;
+    }
+    run_and_die(signal)
+}
+
+fn mode_of(signal: c_int) -> Option<Mode> {
+    let installed = INSTALLED
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    installed.as_ref().and_then(|installed| {
+        installed
+            .signals
+            .iter()
+            .find(|&&(known, _)| known == signal)
+            .map(|&(_, mode)| mode)
+    })
+}
+
+/// The exit run for `signal`, then death by it.
+fn run_and_die(signal: c_int) -> ! {
     match exit_run::begin(ExitReason::Signal(signal)) {
         Begin::Owner => {
             // Later signals are decided in signal context (`sys::arrival`):
@@ -238,7 +304,7 @@ fn on_signal(woken_by: c_int) -> ! {
             // process at once.
             exit_run::run_handlers();
             exit_run::finish();
-            flush_output_briefly();
+            flush_briefly();
             die_of(signal)
         }
         // Already exiting: this signal is the user insisting.
@@ -246,19 +312,41 @@ fn on_signal(woken_by: c_int) -> ! {
     }
 }
 
-/// Writes out what stdout and C stdio still buffer, waiting 100 ms at most:
-/// another thread may hold the stdout lock forever (blocked on a full pipe),
-/// and a signal must still end the process.
-fn flush_output_briefly() {
-    let (done, flushed) = mpsc::channel();
-    let flusher = thread::Builder::new()
-        .name("atexit-flush".into())
+/// `Shutdown::grace`: nanoseconds, 0 for none.
+static GRACE_NANOS: AtomicU64 = AtomicU64::new(0);
+
+pub(crate) fn set_grace(grace: Duration) {
+    let nanos = u64::try_from(grace.as_nanos()).unwrap_or(u64::MAX).max(1);
+    GRACE_NANOS.store(nanos, Ordering::Relaxed);
+}
+
+/// If a grace period is set: a thread that starts the exit run itself when
+/// the program has not ended that long after the request.
+fn start_grace_period(signal: c_int) {
+    let nanos = GRACE_NANOS.load(Ordering::Relaxed);
+    if nanos == 0 {
+        return;
+    }
+    let grace = Duration::from_nanos(nanos);
+    let spawned = thread::Builder::new()
+        .name("atexit-grace".into())
         .spawn(move || {
-            let _ = io::stdout().flush();
-            sys::flush_c_stdio();
-            let _ = done.send(());
+            thread::sleep(grace);
+            if exit_run::is_exiting() {
+                // The program is ending: its own exit run dies of `signal`.
+                return;
+            }
+            let _ = writeln!(
+                io::stderr(),
+                "atexit: the program did not end within its {grace:?} grace period after signal {signal} ({}); running the exit handlers",
+                crate::error::signal_name(signal)
+            );
+            run_and_die(signal);
         });
-    if flusher.is_ok() {
-        let _ = flushed.recv_timeout(Duration::from_millis(100));
+    if let Err(err) = spawned {
+        let _ = writeln!(
+            io::stderr(),
+            "atexit: could not start the shutdown grace timer ({err}); the program must end by itself"
+        );
     }
 }

@@ -14,6 +14,8 @@ mod control;
 mod examples;
 #[cfg(feature = "signal")]
 mod handling;
+#[cfg(feature = "signal")]
+mod shutdown;
 
 use std::io::{self, Write};
 use std::panic;
@@ -52,6 +54,8 @@ fn scenarios() -> Vec<(&'static str, Scenario)> {
     all.extend_from_slice(control::SCENARIOS);
     #[cfg(feature = "signal")]
     all.extend_from_slice(handling::SCENARIOS);
+    #[cfg(feature = "signal")]
+    all.extend_from_slice(shutdown::SCENARIOS);
     all
 }
 
@@ -61,6 +65,8 @@ fn tests() -> Vec<Test> {
     all.extend_from_slice(examples::TESTS);
     #[cfg(feature = "signal")]
     all.extend_from_slice(handling::TESTS);
+    #[cfg(feature = "signal")]
+    all.extend_from_slice(shutdown::TESTS);
     all
 }
 
