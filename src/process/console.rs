@@ -9,7 +9,7 @@
 //! It then waits for ever for a close, logoff or shutdown, since
 //! returning from the handler lets Windows end the process at once.
 
-use std::io::{self, Write};
+use std::io;
 use std::os::raw::c_int;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{mpsc, Mutex};
@@ -17,7 +17,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use crate::error::Error;
-use crate::process::ending::park_forever;
+use crate::process::ending::{self, park_forever};
 use crate::process::exit_run::{self, Begin};
 use crate::process::reason::{ConsoleEvent, ExitReason};
 use crate::sys;
@@ -242,27 +242,10 @@ fn on_event(event: ConsoleEvent) -> ! {
         Begin::Owner => {
             exit_run::run_handlers();
             exit_run::finish();
-            flush_output_briefly();
+            ending::flush_briefly();
             sys::exit_immediately(status)
         }
         // Already exiting: this event is the user insisting.
         Begin::Nested | Begin::Elsewhere => sys::exit_immediately(status),
-    }
-}
-
-/// Writes out what stdout and C stdio still buffer, waiting 100 ms at most:
-/// another thread may hold the stdout lock forever (blocked on a full pipe),
-/// and the event must still end the process.
-fn flush_output_briefly() {
-    let (done, flushed) = mpsc::channel();
-    let flusher = thread::Builder::new()
-        .name("atexit-flush".into())
-        .spawn(move || {
-            let _ = io::stdout().flush();
-            sys::flush_c_stdio();
-            let _ = done.send(());
-        });
-    if flusher.is_ok() {
-        let _ = flushed.recv_timeout(Duration::from_millis(100));
     }
 }

@@ -1,13 +1,13 @@
 //! The last step: ending the process without running anything more, with
 //! the status the run would have given.
 
-#[cfg(all(unix, feature = "signal"))]
+#[cfg(feature = "signal")]
 use std::io::{self, Write};
-#[cfg(all(unix, feature = "signal"))]
+#[cfg(feature = "signal")]
 use std::sync::mpsc;
-#[cfg(all(unix, feature = "signal"))]
+#[cfg(feature = "signal")]
 use std::thread;
-#[cfg(all(unix, feature = "signal"))]
+#[cfg(feature = "signal")]
 use std::time::Duration;
 
 use crate::process::reason::ExitReason;
@@ -50,7 +50,7 @@ pub(crate) fn park_forever() -> ! {
 /// Writes out what stdout and C stdio still buffer, waiting 100 ms at most:
 /// another thread may hold the stdout lock forever (blocked on a full pipe),
 /// and a signal must still end the process.
-#[cfg(all(unix, feature = "signal"))]
+#[cfg(feature = "signal")]
 pub(crate) fn flush_briefly() {
     let (done, flushed) = mpsc::channel();
     let flusher = thread::Builder::new()

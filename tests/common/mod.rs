@@ -350,3 +350,27 @@ pub fn deadline_status(code: i32) -> Option<i32> {
 /// when the handlers run: glibc's `exit` runs their destructors first;
 /// with musl they are still alive.
 pub const THREAD_LOCALS_GONE_IN_HANDLERS: bool = cfg!(all(target_os = "linux", target_env = "gnu"));
+
+/// Runs the tests whose names contain an argument of this binary (all of
+/// them without one), one after another, and reports like libtest.
+pub fn run_tests_in_turn(tests: &[(&'static str, fn())]) -> Result<(), String> {
+    let filters: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|arg| !arg.starts_with('-'))
+        .collect();
+    let selected: Vec<&(&str, fn())> = tests
+        .iter()
+        .filter(|(name, _)| filters.is_empty() || filters.iter().any(|f| name.contains(f)))
+        .collect();
+    println!("running {} tests", selected.len());
+    let started = Instant::now();
+    let mut failed = Vec::new();
+    for &&(name, test) in &selected {
+        let passed = std::panic::catch_unwind(test).is_ok();
+        println!("test {name} ... {}", if passed { "ok" } else { "FAILED" });
+        if !passed {
+            failed.push(name);
+        }
+    }
+    summary(selected.len(), &failed, started)
+}

@@ -12,8 +12,6 @@ mod common;
 mod programs;
 mod terminal;
 
-use std::time::Instant;
-
 const MARKER: &str = "ATEXIT_GUARDIAN_SCENARIO";
 const CHILD_ALARM_SECS: u32 = 30;
 
@@ -64,26 +62,5 @@ fn main() -> Result<(), String> {
     if let Ok(name) = std::env::var(MARKER) {
         return common::play(&name, programs::SCENARIOS.to_vec(), CHILD_ALARM_SECS);
     }
-    let filters: Vec<String> = std::env::args()
-        .skip(1)
-        .filter(|arg| !arg.starts_with('-'))
-        .collect();
-    let selected: Vec<&Test> = TESTS
-        .iter()
-        .filter(|(name, _)| filters.is_empty() || filters.iter().any(|f| name.contains(f)))
-        .collect();
-    println!("running {} tests", selected.len());
-    let started = Instant::now();
-    let mut failed = Vec::new();
-    for &&(name, test) in &selected {
-        let result = std::panic::catch_unwind(test);
-        println!(
-            "test {name} ... {}",
-            if result.is_ok() { "ok" } else { "FAILED" }
-        );
-        if result.is_err() {
-            failed.push(name);
-        }
-    }
-    common::summary(selected.len(), &failed, started)
+    common::run_tests_in_turn(TESTS)
 }
