@@ -14,6 +14,7 @@ mod control;
 mod examples;
 #[cfg(feature = "signal")]
 mod handling;
+mod trace;
 
 use std::io::{self, Write};
 use std::panic;
@@ -50,6 +51,7 @@ fn run_scenario(full_name: &str) -> Result<(), String> {
 fn scenarios() -> Vec<(&'static str, Scenario)> {
     let mut all = Vec::new();
     all.extend_from_slice(control::SCENARIOS);
+    all.extend_from_slice(trace::SCENARIOS);
     #[cfg(feature = "signal")]
     all.extend_from_slice(handling::SCENARIOS);
     all
@@ -59,6 +61,7 @@ fn tests() -> Vec<Test> {
     let mut all = Vec::new();
     all.extend_from_slice(control::TESTS);
     all.extend_from_slice(examples::TESTS);
+    all.extend_from_slice(trace::TESTS);
     #[cfg(feature = "signal")]
     all.extend_from_slice(handling::TESTS);
     all
