@@ -123,7 +123,7 @@ fn watch(budget: Duration, end: Option<Instant>, reason: ExitReason) {
         io::stderr(),
         "atexit: exit deadline of {budget:?} exceeded while running {running}; skipping the remaining handlers"
     );
-    trace::cut_off(reason);
+    trace::cut_off();
     ending::end_without_handlers(reason);
 }
 

@@ -94,7 +94,7 @@ pub(crate) fn begin(reason: ExitReason) -> Begin {
     }
     OWNER_HERE.set(true);
     REASON.set(Some(reason));
-    trace::start();
+    trace::start(reason);
     deadline::start(reason);
     Begin::Owner
 }

@@ -6,7 +6,7 @@
 use std::cell::Cell;
 use std::fmt::{self, Write as _};
 use std::io::{self, Write};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -21,17 +21,19 @@ const VARIABLE: &str = "ATEXIT_TRACE";
 static ON: AtomicBool = AtomicBool::new(false);
 /// The trace lines printed so far in this run.
 static LINES: AtomicUsize = AtomicUsize::new(0);
-/// When the traced run began. A lock, not a thread-local: the deadline's
-/// watchdog reads it too.
-static BEGAN: Mutex<Option<Instant>> = Mutex::new(None);
+/// When the traced run began, and why. A lock, not a thread-local: the
+/// deadline's watchdog reads it too.
+static BEGAN: Mutex<Option<(Instant, ExitReason)>> = Mutex::new(None);
+/// The process that printed a run's total (0: none yet).
+static TOTAL_PRINTED_IN: AtomicU32 = AtomicU32::new(0);
 
 /// Reads `ATEXIT_TRACE` as an exit run begins: on when set to anything but
 /// the empty string or `0`.
-pub(crate) fn start() {
+pub(crate) fn start(reason: ExitReason) {
     let on = std::env::var_os(VARIABLE).is_some_and(|value| !value.is_empty() && value != "0");
     if on {
         LINES.store(0, Ordering::Relaxed);
-        *lock(&BEGAN) = Some(Instant::now());
+        *lock(&BEGAN) = Some((Instant::now(), reason));
     }
     ON.store(on, Ordering::Release);
 }
@@ -84,40 +86,48 @@ impl<O: Observer> Observer for Traced<'_, O> {
     }
 }
 
-/// The run loop is done: the total, once per traced run.
-pub(crate) fn run_finished(reason: Option<ExitReason>) {
+/// The run loop is done: the total, once per traced run, with the reason
+/// the run began with and, if a hook changed it (`atexit::exit` in a hook),
+/// the one it ends with.
+pub(crate) fn run_finished(now: Option<ExitReason>) {
     if !ON.swap(false, Ordering::AcqRel) {
         return;
     }
-    let took = began_ago();
+    let lines = LINES.load(Ordering::Relaxed);
+    let pid = std::process::id();
+    if TOTAL_PRINTED_IN.swap(pid, Ordering::Relaxed) == pid && lines == 0 {
+        // The C `exit` that a hook's `atexit::exit` ends with starts an
+        // empty run of its own after the real one: nothing to say about it.
+        return;
+    }
+    let (took, began) = began_ago();
     print(format_args!(
         "exit run of {} took {took} (reason: {})",
-        Handlers(LINES.load(Ordering::Relaxed)),
-        Reason(reason)
+        Handlers(lines),
+        Reasons(began, now)
     ));
 }
 
 /// The deadline ended the run (its own line names the hook cut off, whose
 /// trace line never comes): what the trace knows instead of a total.
-pub(crate) fn cut_off(reason: ExitReason) {
+pub(crate) fn cut_off() {
     if !ON.swap(false, Ordering::AcqRel) {
         return;
     }
-    let took = began_ago();
+    let (took, began) = began_ago();
     let finished = LINES.load(Ordering::Relaxed);
     print(format_args!(
         "exit run cut off by the deadline after {took}, {} finished (reason: {})",
         Handlers(finished),
-        Reason(Some(reason))
+        Reasons(began, None)
     ));
 }
 
-fn began_ago() -> Took {
-    Took(
-        lock(&BEGAN)
-            .take()
-            .map_or(Duration::ZERO, |began| began.elapsed()),
-    )
+fn began_ago() -> (Took, Option<ExitReason>) {
+    match lock(&BEGAN).take() {
+        Some((began, reason)) => (Took(began.elapsed()), Some(reason)),
+        None => (Took(Duration::ZERO), None),
+    }
 }
 
 /// One trace line, written with a single `write` so that it stays whole
@@ -148,14 +158,16 @@ impl fmt::Display for Handlers {
     }
 }
 
-/// `Signal(15)`, `Exit(Some(0))`: the reason as `atexit::reason()` gives it.
-struct Reason(Option<ExitReason>);
+/// `Signal(15)`, `Exit(Some(0))` (reasons as `atexit::reason()` gives
+/// them), `Signal(15), then Exit(Some(9))` when a hook changed it.
+struct Reasons(Option<ExitReason>, Option<ExitReason>);
 
-impl fmt::Display for Reason {
+impl fmt::Display for Reasons {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.0 {
-            Some(reason) => write!(f, "{reason:?}"),
-            None => f.write_str("unknown"),
+        match (self.0, self.1) {
+            (Some(began), Some(now)) if began != now => write!(f, "{began:?}, then {now:?}"),
+            (Some(reason), _) | (None, Some(reason)) => write!(f, "{reason:?}"),
+            (None, None) => f.write_str("unknown"),
         }
     }
 }
