@@ -12,8 +12,12 @@ use crate::common::{self, Outcome};
 use crate::control::{described, hook_at, site_line, wait_child};
 use crate::{child, say, Scenario, Test};
 
-pub const SCENARIOS: &[(&str, Scenario)] =
-    &[("three_hooks", three_hooks), ("fork_skip", fork_skip)];
+pub const SCENARIOS: &[(&str, Scenario)] = &[
+    ("three_hooks", three_hooks),
+    ("fork_skip", fork_skip),
+    #[cfg(feature = "signal")]
+    ("exit_in_hook", exit_in_hook),
+];
 
 pub const TESTS: &[Test] = &[
     ("trace_normal_exit", || {
@@ -29,6 +33,11 @@ pub const TESTS: &[Test] = &[
         check_three_hooks(&outcome, "READY\n", "Signal(15)");
         assert_eq!(outcome.signal, Some(libc::SIGTERM), "{outcome:?}");
     }),
+    #[cfg(feature = "signal")]
+    (
+        "trace_exit_in_hook_after_sigterm",
+        trace_exit_in_hook_after_sigterm,
+    ),
     ("trace_forked_child_skips", trace_forked_child_skips),
     ("trace_deadline_cut_off", trace_deadline_cut_off),
 ];
@@ -273,4 +282,50 @@ fn trace_deadline_cut_off() {
     );
     assert!(ran >= crate::control::BUDGET, "{ran:?}: {outcome:?}");
     assert_eq!(outcome.code, common::deadline_status(3), "{outcome:?}");
+}
+
+/// A handled SIGTERM whose newest hook calls `atexit::exit(9)`: the older
+/// hook still runs and is traced, the exiting one has no line (it never
+/// returns), and the total names both reasons.
+#[cfg(feature = "signal")]
+fn exit_in_hook(_: &str) -> Result<(), String> {
+    let older = hook_at(None, || say("older ran"));
+    atexit::register(|| atexit::exit(9));
+    say(format_args!("site {older}"));
+    atexit::handle_signals().expect("handle_signals");
+    crate::ready();
+    crate::wait_forever()
+}
+
+#[cfg(feature = "signal")]
+fn trace_exit_in_hook_after_sigterm() {
+    let outcome = common::signalled(traced(child("exit_in_hook")), libc::SIGTERM);
+    let older = outcome
+        .stdout
+        .lines()
+        .next()
+        .and_then(|line| line.strip_prefix("site "))
+        .unwrap_or_else(|| panic!("{outcome:?}"))
+        .to_owned();
+    assert_eq!(
+        outcome.stdout,
+        format!("site {older}\nREADY\nolder ran\n"),
+        "{outcome:?}"
+    );
+    let lines = outcome.stderr_without_panics();
+    assert_eq!(lines.len(), 2, "{outcome:?}");
+    took(
+        &lines[0],
+        &format!("atexit: trace: {} took {{took}}", described(None, &older)),
+    );
+    took(
+        &lines[1],
+        "atexit: trace: exit run of 1 handler took {took} \
+         (reason: Signal(15), then Exit(Some(9)))",
+    );
+    assert_eq!(
+        (outcome.code, outcome.signal),
+        (Some(9), None),
+        "{outcome:?}"
+    );
 }
