@@ -58,8 +58,8 @@ where
         }
     }
 
-    /// A name for reports about this hook (a panic, a missed deadline),
-    /// shown beside its registration site.
+    /// A name for reports about this hook (a panic, a missed deadline, the
+    /// `ATEXIT_TRACE` line), shown beside its registration site.
     pub fn name(mut self, name: impl Into<Cow<'static, str>>) -> Self {
         self.name = Some(name.into());
         self

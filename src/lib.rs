@@ -92,6 +92,30 @@
 //! process at once. [`set_deadline`] bounds the whole run; [`reason`] tells
 //! a handler why the process is ending.
 //!
+//! # Seeing a slow shutdown: `ATEXIT_TRACE`
+//!
+//! Run the program with `ATEXIT_TRACE=1` and the exit run writes one stderr
+//! line per hook, as it finishes, then the run's total:
+//!
+//! ```text
+//! atexit: trace: exit handler registered at src/main.rs:9:5 took 1.204s
+//! atexit: trace: exit handler registered at src/main.rs:8:5 panicked after 3.012ms
+//! atexit: trace: exit handler `flush-db` (registered at src/main.rs:7:5) took 25.000µs
+//! atexit: trace: exit run of 3 handlers took 1.208s (reason: Signal(15))
+//! ```
+//!
+//! A hook built with `InChild::Skip` shows `skipped (InChild::Skip in a
+//! forked child)` in a forked child; durations are `Duration`'s `Debug` to
+//! three decimals; the reason is [`ExitReason`]'s `Debug`, followed by
+//! `, then ..` when a hook changed it with [`exit`]. A hook that never
+//! finishes has no line: one that ends the process has none, and for one
+//! the [`set_deadline`] budget cuts off, the deadline's own line names it and
+//! `atexit: trace: exit run cut off by the deadline after 5.001s, 2
+//! handlers finished (reason: ..)` replaces the total. The variable is read
+//! once, when the exit run begins; any value but empty or `0` turns the
+//! trace on. Without it nothing is printed and no clock is read:
+//! [`run_now`] and [`Registry::run`] are never traced.
+//!
 //! # glibc versions
 //!
 //! Tested on glibc 2.36 and 2.41. Since 2.41 a second thread's call to the
@@ -417,7 +441,8 @@ pub fn reason() -> Option<ExitReason> {
 /// it would have had: the same exit code, or death by the same signal
 /// (status 1 where the platform does not report exit codes). Output still
 /// buffered in C stdio is lost then. The last call wins; `Duration::MAX`
-/// means no budget.
+/// means no budget. With `ATEXIT_TRACE=1` (see the [crate docs](crate))
+/// the trace shows how long each hook before the one cut off took.
 ///
 /// ```
 /// atexit::set_deadline(std::time::Duration::from_secs(5));

@@ -10,8 +10,8 @@ use std::thread::{self, Thread};
 use std::time::{Duration, Instant};
 
 use crate::error::describe;
-use crate::process::ending;
 use crate::process::reason::ExitReason;
+use crate::process::{ending, trace};
 use crate::store::Site;
 
 /// The budget in nanoseconds; `NONE` when unset.
@@ -123,6 +123,7 @@ fn watch(budget: Duration, end: Option<Instant>, reason: ExitReason) {
         io::stderr(),
         "atexit: exit deadline of {budget:?} exceeded while running {running}; skipping the remaining handlers"
     );
+    trace::cut_off();
     ending::end_without_handlers(reason);
 }
 

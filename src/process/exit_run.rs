@@ -16,8 +16,8 @@ use std::sync::mpsc;
 
 use crate::process::ending::park_forever;
 use crate::process::reason::{ExitReason, ReasonCell};
-use crate::process::{c_exit, deadline, failure, global, observers, request};
-use crate::registry::run::{self, Observer};
+use crate::process::{c_exit, deadline, failure, global, observers, request, trace};
+use crate::registry::run::{self, Observer, Outcome};
 use crate::store::{Meta, Site};
 use crate::sys;
 
@@ -52,14 +52,22 @@ impl Observer for ExitRun {
         deadline::note_running(site, name);
     }
 
-    fn failed(&self) {
-        failure::note_failure();
+    fn finished(&self, _site: Site, _name: Option<&str>, outcome: Outcome) {
+        if outcome == Outcome::Panicked {
+            failure::note_failure();
+        }
     }
 }
 
 /// Runs every handler left in the process-wide registry, as the exit run.
+/// Traced, a run loop of its own: untraced, it reads no clock.
 pub(crate) fn run_handlers() {
-    run::run_to_empty(global::shared(), &ExitRun);
+    if trace::is_on() {
+        run::run_to_empty(global::shared(), &trace::Traced::new(&ExitRun));
+        trace::run_finished(REASON.get());
+    } else {
+        run::run_to_empty(global::shared(), &ExitRun);
+    }
 }
 
 /// Who runs the handlers now that the process is ending.
@@ -86,6 +94,7 @@ pub(crate) fn begin(reason: ExitReason) -> Begin {
     }
     OWNER_HERE.set(true);
     REASON.set(Some(reason));
+    trace::start(reason);
     deadline::start(reason);
     Begin::Owner
 }

@@ -26,6 +26,8 @@ pub(crate) mod request;
 pub(crate) mod c_exit;
 // The exit run's time budget.
 pub(crate) mod deadline;
+// `ATEXIT_TRACE`: a line per hook of the exit run, and the run's total.
+pub(crate) mod trace;
 // `set_failure_code`.
 pub(crate) mod failure;
 // The process-wide registry.

@@ -5,8 +5,9 @@
 //! released, a handler may register (its newcomer runs next), unregister
 //! (the victim never runs), or ask how many are pending.
 //!
-//! What the caller needs to know along the way (which hook is running, that
-//! one failed, whether one may run at all) it learns through [`Observer`].
+//! What the caller needs to know along the way (whether a hook may run at
+//! all, which one is running, how each one ended) it learns through
+//! [`Observer`]; the run itself measures nothing.
 
 use std::any::Any;
 use std::cell::Cell;
@@ -35,8 +36,21 @@ pub(crate) trait Observer {
     /// A handler is about to be called.
     fn starting(&self, _site: Site, _name: Option<&str>) {}
 
-    /// A handler panicked (after it was reported).
-    fn failed(&self) {}
+    /// A handler is done with: it returned or panicked (after `starting`,
+    /// and after a panic was reported), or `may_run` refused it. Not called
+    /// for a handler that ends the process.
+    fn finished(&self, _site: Site, _name: Option<&str>, _outcome: Outcome) {}
+}
+
+/// How a handler ended, as [`Observer::finished`] learns it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Outcome {
+    /// It returned.
+    Returned,
+    /// It panicked.
+    Panicked,
+    /// `may_run` refused it: dropped unrun.
+    Skipped,
 }
 
 /// An observer that needs to know nothing.
@@ -113,6 +127,7 @@ fn run_one(popped: Popped, report: Report, observer: &impl Observer) -> Option<F
         Some(meta) => {
             if !observer.may_run(&meta) {
                 drop_quietly(callback);
+                observer.finished(site, meta.name.as_deref(), Outcome::Skipped);
                 return None;
             }
             meta.name
@@ -120,7 +135,10 @@ fn run_one(popped: Popped, report: Report, observer: &impl Observer) -> Option<F
         None => None,
     };
     observer.starting(site, name.as_deref());
-    let payload = panic::catch_unwind(AssertUnwindSafe(move || callback.call())).err()?;
+    let Err(payload) = panic::catch_unwind(AssertUnwindSafe(move || callback.call())) else {
+        observer.finished(site, name.as_deref(), Outcome::Returned);
+        return None;
+    };
     let failure = Failure::new(payload_text(payload.as_ref()), site, name);
     drop_quietly(payload);
     if report == Report::Stderr {
@@ -131,7 +149,7 @@ fn run_one(popped: Popped, report: Report, observer: &impl Observer) -> Option<F
             describe(failure.location(), failure.name())
         );
     }
-    observer.failed();
+    observer.finished(site, failure.name(), Outcome::Panicked);
     Some(failure)
 }
 

@@ -75,11 +75,13 @@ pub fn scenario(marker: &str, name: &str) -> Command {
     command
 }
 
-/// No backtraces in children: their stderr is compared exactly.
+/// No backtraces and no exit-run trace in children (a test that wants the
+/// trace sets `ATEXIT_TRACE` again): their stderr is compared exactly.
 fn quiet_panics(command: &mut Command) {
     command
         .env("RUST_BACKTRACE", "0")
-        .env_remove("RUST_LIB_BACKTRACE");
+        .env_remove("RUST_LIB_BACKTRACE")
+        .env_remove("ATEXIT_TRACE");
 }
 
 /// Runs `command` to completion (or kills it at `DEADLINE` and panics).

@@ -80,7 +80,7 @@ pub const TESTS: &[Test] = &[
 /// site as reports print it: `Hook::register` records this function's
 /// caller too, since both track the caller.
 #[track_caller]
-fn hook_at(name: Option<&'static str>, f: impl FnOnce() + Send + 'static) -> String {
+pub fn hook_at(name: Option<&'static str>, f: impl FnOnce() + Send + 'static) -> String {
     let site = Location::caller().to_string();
     match name {
         Some(name) => Hook::new(f).name(name).register(),
@@ -90,7 +90,7 @@ fn hook_at(name: Option<&'static str>, f: impl FnOnce() + Send + 'static) -> Str
 }
 
 /// How a report names a hook.
-fn described(name: Option<&str>, site: &str) -> String {
+pub fn described(name: Option<&str>, site: &str) -> String {
     match name {
         Some(name) => format!("exit handler `{name}` (registered at {site})"),
         None => format!("exit handler registered at {site}"),
@@ -98,7 +98,7 @@ fn described(name: Option<&str>, site: &str) -> String {
 }
 
 /// The child's first stdout line is `site FILE:LINE:COL`; returns the site.
-fn site_line(outcome: &Outcome) -> String {
+pub fn site_line(outcome: &Outcome) -> String {
     let first = outcome.stdout.lines().next().unwrap_or_default();
     let site = first
         .strip_prefix("site ")
@@ -202,7 +202,7 @@ fn fork_child_skips_skip_hooks() {
     assert_eq!(outcome.code, Some(0), "{outcome:?}");
 }
 
-const BUDGET: Duration = Duration::from_millis(100);
+pub const BUDGET: Duration = Duration::from_millis(100);
 
 /// A hook that hangs between a newer one (runs) and an older one (must be
 /// skipped); the run ends by `how`: `exit3`, `return` (slow hook unnamed)

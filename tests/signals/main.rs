@@ -16,6 +16,7 @@ mod examples;
 mod handling;
 #[cfg(feature = "signal")]
 mod shutdown;
+mod trace;
 
 use std::io::{self, Write};
 use std::panic;
@@ -52,6 +53,7 @@ fn run_scenario(full_name: &str) -> Result<(), String> {
 fn scenarios() -> Vec<(&'static str, Scenario)> {
     let mut all = Vec::new();
     all.extend_from_slice(control::SCENARIOS);
+    all.extend_from_slice(trace::SCENARIOS);
     #[cfg(feature = "signal")]
     all.extend_from_slice(handling::SCENARIOS);
     #[cfg(feature = "signal")]
@@ -63,6 +65,7 @@ fn tests() -> Vec<Test> {
     let mut all = Vec::new();
     all.extend_from_slice(control::TESTS);
     all.extend_from_slice(examples::TESTS);
+    all.extend_from_slice(trace::TESTS);
     #[cfg(feature = "signal")]
     all.extend_from_slice(handling::TESTS);
     #[cfg(feature = "signal")]
