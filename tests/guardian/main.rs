@@ -22,6 +22,10 @@ const TESTS: &[Test] = &[
         "sigkill_removes_the_dir_and_kills_the_group",
         programs::sigkill,
     ),
+    (
+        "started_among_busy_threads_it_still_acts",
+        programs::started_among_threads,
+    ),
     ("sigsegv_is_cleaned_up_too", programs::sigsegv),
     ("abort_is_cleaned_up_too", programs::abort),
     (

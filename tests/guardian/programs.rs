@@ -40,6 +40,15 @@ fn program(mode: &str) -> Result<(), String> {
     if mode == "sigterm" {
         atexit::handle_signals().map_err(err)?;
     }
+    if mode == "threads" {
+        // Eight busy threads, registering and allocating, while it starts.
+        for n in 0..8 {
+            thread::spawn(move || loop {
+                let handle = atexit::register(move || drop(vec![n; 16]));
+                handle.unregister();
+            });
+        }
+    }
     let guardian = Guardian::start().map_err(err)?;
     let dir = std::env::temp_dir().join(format!("atexit-guardian-{}", std::process::id()));
     fs::create_dir_all(dir.join("inner")).map_err(err)?;
@@ -198,6 +207,10 @@ fn killed_and_cleaned(mode: &str, signal: Option<i32>, died_of: i32) {
 
 pub fn sigkill() {
     killed_and_cleaned("wait", Some(libc::SIGKILL), libc::SIGKILL);
+}
+
+pub fn started_among_threads() {
+    killed_and_cleaned("threads", Some(libc::SIGKILL), libc::SIGKILL);
 }
 
 pub fn sigsegv() {
