@@ -141,6 +141,9 @@
 //!   built on `signal-hook`.
 //! - `macros` (default): the `#[atexit::register]` attribute, built on
 //!   `ctor`.
+//! - `tokio`: async hooks ([`register_async`], [`Hook::new_async`],
+//!   [`run_async_now`]) that run on the tokio runtime they were registered
+//!   from, each within a time bound, built on `tokio` (its `rt` feature).
 //!
 //! Without default features the crate depends on `libc` only.
 
@@ -182,6 +185,8 @@ pub use error::{Error, Failure, RunError};
 #[cfg(target_os = "linux")]
 pub use guardian::{Guardian, GuardianAction};
 pub use hook::{Hook, InChild};
+#[cfg(feature = "tokio")]
+pub use hook::{Async, ASYNC_TIMEOUT};
 pub use join::join_at_exit;
 pub use local_registry::Registry;
 #[cfg(all(windows, feature = "signal"))]
@@ -284,6 +289,85 @@ where
         registry::function_key::<F>(),
         None,
     )
+}
+
+/// Registers an async hook (feature `tokio`): at exit, `f()` runs on the
+/// tokio runtime this is called from, and the exit run waits for it at most
+/// [`ASYNC_TIMEOUT`] (5 s). Async and sync hooks run in one order, newest
+/// first. [`Hook::new_async`] gives a name and another bound, and says what
+/// happens when that runtime is gone or blocked.
+///
+/// The dependable way to run async hooks on the program's own runtime is to
+/// end the async `main`, after the drain, with
+/// [`run_async_now().await`](run_async_now): `#[tokio::main]` drops its
+/// runtime before `main` returns, and a hook left for that exit runs on a
+/// fresh runtime instead.
+///
+/// ```
+/// # async fn flush() {}
+/// #[tokio::main(flavor = "current_thread")]
+/// async fn main() -> Result<(), atexit::Error> {
+///     atexit::register_async(|| async move { flush().await })?;
+///     // ... serve, then drain ...
+///     atexit::run_async_now().await.unwrap(); // the hooks, on this runtime
+///     Ok(())
+/// }
+/// ```
+///
+/// # Errors
+///
+/// [`Error::NoRuntime`] when called outside a tokio runtime: nothing is
+/// registered.
+#[cfg(feature = "tokio")]
+#[track_caller]
+pub fn register_async<F, Fut>(f: F) -> Result<Handle, Error>
+where
+    F: FnOnce() -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    Hook::new_async(f).register()
+}
+
+/// [`run_now`] for async code (feature `tokio`): runs and removes every
+/// pending handler, newest first, async hooks on the runtime they were
+/// registered from, and returns when all are done.
+///
+/// The handlers run on a thread of tokio's blocking pool, so that this
+/// task's thread stays free to run the async hooks (on a current-thread
+/// runtime it is the only one that can). Await it at the end of the async
+/// `main`, after the drain and before the runtime is dropped.
+///
+/// ```
+/// #[tokio::main]
+/// async fn main() {
+///     atexit::register(|| println!("sync, runs second"));
+///     atexit::register_async(|| async { println!("async, runs first") }).unwrap();
+///     atexit::run_async_now().await.unwrap();
+///     assert_eq!(atexit::pending(), 0);
+/// }
+/// ```
+///
+/// # Errors
+///
+/// [`RunError`] lists the handlers that panicked, as for [`run_now`].
+///
+/// # Panics
+///
+/// Outside a tokio runtime (it needs one to wait on).
+#[cfg(feature = "tokio")]
+pub async fn run_async_now() -> Result<(), RunError> {
+    let ran = tokio::task::spawn_blocking(|| {
+        process::tokio_hook::drives_nothing_here();
+        run_now()
+    })
+    .await;
+    match ran {
+        Ok(result) => result,
+        Err(err) if err.is_panic() => std::panic::resume_unwind(err.into_panic()),
+        // The runtime is shutting down and never ran it: the handlers are
+        // still pending and run at exit.
+        Err(_) => Ok(()),
+    }
 }
 
 /// Removes every pending registration of the function `func` (by
