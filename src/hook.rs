@@ -135,8 +135,7 @@ fn register_callback(
         InChild::Run => None,
         InChild::Skip => Some(std::process::id()),
     };
-    let meta = (name.is_some() || owner_pid.is_some())
-        .then(|| Box::new(Meta { name, owner_pid }));
+    let meta = (name.is_some() || owner_pid.is_some()).then(|| Box::new(Meta { name, owner_pid }));
     exit_hook::register(callback, site, key, meta)
 }
 

@@ -184,9 +184,9 @@ pub use args::Args;
 pub use error::{Error, Failure, RunError};
 #[cfg(target_os = "linux")]
 pub use guardian::{Guardian, GuardianAction};
-pub use hook::{Hook, InChild};
 #[cfg(feature = "tokio")]
 pub use hook::{Async, ASYNC_TIMEOUT};
+pub use hook::{Hook, InChild};
 pub use join::join_at_exit;
 pub use local_registry::Registry;
 #[cfg(all(windows, feature = "signal"))]

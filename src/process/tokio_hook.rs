@@ -173,7 +173,9 @@ where
         Waited::Done(result) => finish(result),
         Waited::TimedOut { .. } => named.report(&format!("did not finish within {bound:?}")),
         Waited::Dropped { .. } => named.report("was dropped unfinished"),
-        Waited::NoRuntime(err) => named.report(&format!("could not start a runtime for it ({err})")),
+        Waited::NoRuntime(err) => {
+            named.report(&format!("could not start a runtime for it ({err})"))
+        }
     }
 }
 
@@ -185,9 +187,13 @@ fn finish(result: Result<(), Box<dyn Any + Send>>) {
 
 enum Waited {
     Done(Result<(), Box<dyn Any + Send>>),
-    TimedOut { started: bool },
+    TimedOut {
+        started: bool,
+    },
     /// Every sender is gone without an answer: the task was dropped.
-    Dropped { started: bool },
+    Dropped {
+        started: bool,
+    },
     NoRuntime(io::Error),
 }
 
