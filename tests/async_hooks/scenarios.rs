@@ -139,7 +139,7 @@ async fn signal_current() {
 #[tokio::main]
 async fn hung_hook() {
     atexit::register(say("older still runs"));
-    atexit::Hook::new_async(|| std::future::pending::<()>())
+    atexit::Hook::new_async(std::future::pending::<()>)
         .name("stuck")
         .timeout(Duration::from_millis(300))
         .register() // hung site
