@@ -181,6 +181,25 @@ const TESTS: &[(&str, Test)] = &[
         assert_eq!(out.code, Some(4));
         assert!(took < PROMPT, "took {took:?}");
     }),
+    ("exit_from_task_one_worker", || {
+        // The exiting thread is the only worker, but the hook was registered
+        // from `main` (not a worker): only the bound ends the wait.
+        let (out, took) = play("exit_from_task_one_worker");
+        assert_eq!(out.stdout, "older still runs\n");
+        assert!(
+            out.stderr.starts_with("atexit: async exit hook `one-worker` (registered at tests/async_hooks/scenarios.rs:"),
+            "{}",
+            out.stderr
+        );
+        assert!(
+            out.stderr
+                .ends_with(") did not start within 300ms: its runtime is blocked; skipped\n"),
+            "{}",
+            out.stderr
+        );
+        assert_eq!(out.code, Some(2));
+        assert!(took < PROMPT, "took {took:?}");
+    }),
     ("panic_in_main", || {
         let (out, took) = play("panic_in_main");
         assert_eq!(out.stdout, four_ran_on("atexit-async"));
@@ -281,6 +300,16 @@ const TESTS: &[(&str, Test)] = &[
             std::fs::read_to_string(&path).expect("the hook wrote it"),
             "saved by an async hook\n"
         );
+        assert!(took < PROMPT, "took {took:?}");
+    }),
+    ("fork_child", || {
+        let (out, took) = play("fork_child");
+        assert_eq!(
+            out.stdout,
+            format!("hook on atexit-async\nchild exited with 0\nhook on {WORKER}\n")
+        );
+        assert_eq!(out.stderr, "");
+        assert_eq!(out.code, Some(0));
         assert!(took < PROMPT, "took {took:?}");
     }),
     ("outside_runtime", || {

@@ -43,6 +43,7 @@ pub fn play(name: &str) -> Result<(), String> {
         "atexit_exit_from_task_multi" => exit_from_task_multi(true),
         "process_exit_from_task_current" => exit_from_task_current(false),
         "atexit_exit_from_task_current" => exit_from_task_current(true),
+        "exit_from_task_one_worker" => exit_from_task_one_worker(),
         "panic_in_main" => panic_in_main(),
         "signal_multi" => signal_multi(),
         "signal_current" => signal_current(),
@@ -53,6 +54,7 @@ pub fn play(name: &str) -> Result<(), String> {
         "tcp_after_main" => tcp_after_main(),
         "file_after_exit_current" => file_after_exit_current(),
         "outside_runtime" => outside_runtime(),
+        "fork_child" => fork_child(),
         other => return Err(format!("no scenario {other}")),
     }
     Ok(())
@@ -110,6 +112,21 @@ async fn exit_from_task_current(through_atexit: bool) {
         }
         std::process::exit(4);
     });
+    let _ = task.await;
+    unreachable!("the task ends the process");
+}
+
+/// A multi-thread runtime with one worker, whose task exits: nothing is
+/// left to run the hook (the limit of the detection, caught by the bound).
+#[tokio::main(worker_threads = 1)]
+async fn exit_from_task_one_worker() {
+    atexit::register(say("older still runs"));
+    atexit::Hook::new_async(|| report("never"))
+        .name("one-worker")
+        .timeout(Duration::from_millis(300))
+        .register()
+        .expect("inside a runtime");
+    let task = tokio::spawn(async { std::process::exit(2) });
     let _ = task.await;
     unreachable!("the task ends the process");
 }
@@ -227,4 +244,23 @@ fn outside_runtime() {
     let err = atexit::register_async(|| async {}).expect_err("no runtime here");
     let _ = writeln!(std::io::stdout(), "{err}");
     println!("pending {}", atexit::pending());
+}
+
+/// A child made by `fork` inherits the hook, not the runtime's workers.
+#[tokio::main(worker_threads = 2)]
+async fn fork_child() {
+    async_hook("hook");
+    // SAFETY: fork(2) in a test child; the new process only runs the exit
+    // handlers and exits.
+    let pid = unsafe { libc::fork() };
+    assert!(pid >= 0, "fork failed");
+    if pid == 0 {
+        atexit::exit(0);
+    }
+    let mut status = 0;
+    // SAFETY: waitpid(2) on the child just made, with a valid status pointer.
+    let waited = unsafe { libc::waitpid(pid, &mut status, 0) };
+    assert_eq!(waited, pid);
+    println!("child exited with {}", libc::WEXITSTATUS(status));
+    atexit::exit(0);
 }
