@@ -92,6 +92,29 @@
 //! process at once. [`set_deadline`] bounds the whole run; [`reason`] tells
 //! a handler why the process is ending.
 //!
+//! # Async hooks (feature `tokio`)
+//!
+//! `register_async` and `Hook::new_async` register a future that runs at
+//! exit on the tokio runtime it was registered from, in the one
+//! newest-first order with the sync hooks, each waited for at most its
+//! `timeout` (`ASYNC_TIMEOUT`, 5 s). End the async `main`
+//! with `run_async_now().await`, after the drain, to run
+//! them on the program's runtime before it is dropped. Otherwise:
+//!
+//! | the process ends by | the async hooks run |
+//! | --- | --- |
+//! | `run_async_now().await` at the end of the async `main` | on the program's runtime |
+//! | `main` returning (`#[tokio::main]` dropped its runtime), a panic in `main` | on a fresh current-thread runtime |
+//! | `exit` / `std::process::exit` from a task, multi-thread runtime | on another worker |
+//! | the same, current-thread runtime (the exiting thread drives it) | on a fresh current-thread runtime |
+//! | the same, multi-thread runtime with one worker | not at all: named on stderr after the bound |
+//! | a handled signal ([`handle_signals`]) | on the program's runtime |
+//! | in a child made by `fork` | on a fresh current-thread runtime |
+//!
+//! A fresh runtime cannot use tokio I/O objects or tasks of the old one.
+//! A hook that cannot run or passes its bound is named on stderr and
+//! skipped; it never hangs the exit.
+//!
 //! # glibc versions
 //!
 //! Tested on glibc 2.36 and 2.41. Since 2.41 a second thread's call to the
@@ -141,8 +164,8 @@
 //!   built on `signal-hook`.
 //! - `macros` (default): the `#[atexit::register]` attribute, built on
 //!   `ctor`.
-//! - `tokio`: async hooks ([`register_async`], [`Hook::new_async`],
-//!   [`run_async_now`]) that run on the tokio runtime they were registered
+//! - `tokio`: async hooks (`register_async`, `Hook::new_async`,
+//!   `run_async_now`) that run on the tokio runtime they were registered
 //!   from, each within a time bound, built on `tokio` (its `rt` feature).
 //!
 //! Without default features the crate depends on `libc` only.
