@@ -56,6 +56,13 @@ pub enum Error {
         /// Why it is refused.
         reason: &'static str,
     },
+    /// An async hook registered outside a tokio runtime (feature `tokio`):
+    /// it runs on the runtime it is registered from, and there was none.
+    #[cfg(feature = "tokio")]
+    NoRuntime {
+        /// Where it was registered.
+        site: &'static Location<'static>,
+    },
 }
 
 impl fmt::Display for Error {
@@ -92,6 +99,13 @@ impl fmt::Display for Error {
             } => write!(
                 f,
                 "refused to declare {action}({given}): {reason}; nothing was declared"
+            ),
+            #[cfg(feature = "tokio")]
+            Error::NoRuntime { site } => write!(
+                f,
+                "refused to register the async exit hook at {site}: no tokio runtime is running \
+                 here, and an async hook runs on the runtime it is registered from; register it \
+                 from inside one (e.g. in `#[tokio::main]`); nothing was registered"
             ),
         }
     }
@@ -209,6 +223,15 @@ pub(crate) fn describe(site: &Location<'_>, name: Option<&str>) -> String {
     match name {
         Some(name) => format!("exit handler `{name}` (registered at {site})"),
         None => format!("exit handler registered at {site}"),
+    }
+}
+
+/// How reports name an async hook (feature `tokio`).
+#[cfg(feature = "tokio")]
+pub(crate) fn describe_async(site: &Location<'_>, name: Option<&str>) -> String {
+    match name {
+        Some(name) => format!("async exit hook `{name}` (registered at {site})"),
+        None => format!("async exit hook registered at {site}"),
     }
 }
 

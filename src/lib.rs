@@ -116,6 +116,29 @@
 //! trace on. Without it nothing is printed and no clock is read:
 //! [`run_now`] and [`Registry::run`] are never traced.
 //!
+//! # Async hooks (feature `tokio`)
+//!
+//! `register_async` and `Hook::new_async` register a future that runs at
+//! exit on the tokio runtime it was registered from, in the one
+//! newest-first order with the sync hooks, each waited for at most its
+//! `timeout` (`ASYNC_TIMEOUT`, 5 s). End the async `main`
+//! with `run_async_now().await`, after the drain, to run
+//! them on the program's runtime before it is dropped. Otherwise:
+//!
+//! | the process ends by | the async hooks run |
+//! | --- | --- |
+//! | `run_async_now().await` at the end of the async `main` | on the program's runtime |
+//! | `main` returning (`#[tokio::main]` dropped its runtime), a panic in `main` | on a fresh current-thread runtime |
+//! | `exit` / `std::process::exit` from a task, multi-thread runtime | on another worker |
+//! | the same, current-thread runtime (the exiting thread drives it) | on a fresh current-thread runtime |
+//! | the same, multi-thread runtime with one worker | not at all: named on stderr after the bound |
+//! | a handled signal ([`handle_signals`]) | on the program's runtime |
+//! | in a child made by `fork` | on a fresh current-thread runtime |
+//!
+//! A fresh runtime cannot use tokio I/O objects or tasks of the old one.
+//! A hook that cannot run or passes its bound is named on stderr and
+//! skipped; it never hangs the exit.
+//!
 //! # glibc versions
 //!
 //! Tested on glibc 2.36 and 2.41. Since 2.41 a second thread's call to the
@@ -165,6 +188,9 @@
 //!   built on `signal-hook`.
 //! - `macros` (default): the `#[atexit::register]` attribute, built on
 //!   `ctor`.
+//! - `tokio`: async hooks (`register_async`, `Hook::new_async`,
+//!   `run_async_now`) that run on the tokio runtime they were registered
+//!   from, each within a time bound, built on `tokio` (its `rt` feature).
 //!
 //! Without default features the crate depends on `libc` only.
 
@@ -207,6 +233,8 @@ pub use args::Args;
 pub use error::{Error, Failure, RunError};
 #[cfg(target_os = "linux")]
 pub use guardian::{Guardian, GuardianAction};
+#[cfg(feature = "tokio")]
+pub use hook::{Async, ASYNC_TIMEOUT};
 pub use hook::{Hook, InChild};
 pub use join::join_at_exit;
 pub use local_registry::Registry;
@@ -312,6 +340,85 @@ where
         registry::function_key::<F>(),
         None,
     )
+}
+
+/// Registers an async hook (feature `tokio`): at exit, `f()` runs on the
+/// tokio runtime this is called from, and the exit run waits for it at most
+/// [`ASYNC_TIMEOUT`] (5 s). Async and sync hooks run in one order, newest
+/// first. [`Hook::new_async`] gives a name and another bound, and says what
+/// happens when that runtime is gone or blocked.
+///
+/// The dependable way to run async hooks on the program's own runtime is to
+/// end the async `main`, after the drain, with
+/// [`run_async_now().await`](run_async_now): `#[tokio::main]` drops its
+/// runtime before `main` returns, and a hook left for that exit runs on a
+/// fresh runtime instead.
+///
+/// ```
+/// # async fn flush() {}
+/// #[tokio::main(flavor = "current_thread")]
+/// async fn main() -> Result<(), atexit::Error> {
+///     atexit::register_async(|| async move { flush().await })?;
+///     // ... serve, then drain ...
+///     atexit::run_async_now().await.unwrap(); // the hooks, on this runtime
+///     Ok(())
+/// }
+/// ```
+///
+/// # Errors
+///
+/// [`Error::NoRuntime`] when called outside a tokio runtime: nothing is
+/// registered.
+#[cfg(feature = "tokio")]
+#[track_caller]
+pub fn register_async<F, Fut>(f: F) -> Result<Handle, Error>
+where
+    F: FnOnce() -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    Hook::new_async(f).register()
+}
+
+/// [`run_now`] for async code (feature `tokio`): runs and removes every
+/// pending handler, newest first, async hooks on the runtime they were
+/// registered from, and returns when all are done.
+///
+/// The handlers run on a thread of tokio's blocking pool, so that this
+/// task's thread stays free to run the async hooks (on a current-thread
+/// runtime it is the only one that can). Await it at the end of the async
+/// `main`, after the drain and before the runtime is dropped.
+///
+/// ```
+/// #[tokio::main]
+/// async fn main() {
+///     atexit::register(|| println!("sync, runs second"));
+///     atexit::register_async(|| async { println!("async, runs first") }).unwrap();
+///     atexit::run_async_now().await.unwrap();
+///     assert_eq!(atexit::pending(), 0);
+/// }
+/// ```
+///
+/// # Errors
+///
+/// [`RunError`] lists the handlers that panicked, as for [`run_now`].
+///
+/// # Panics
+///
+/// Outside a tokio runtime (it needs one to wait on).
+#[cfg(feature = "tokio")]
+pub async fn run_async_now() -> Result<(), RunError> {
+    let ran = tokio::task::spawn_blocking(|| {
+        process::tokio_hook::drives_nothing_here();
+        run_now()
+    })
+    .await;
+    match ran {
+        Ok(result) => result,
+        Err(err) if err.is_panic() => std::panic::resume_unwind(err.into_panic()),
+        // The runtime is shutting down and never ran it: the handlers are
+        // still pending and run at exit.
+        Err(_) => Ok(()),
+    }
 }
 
 /// Removes every pending registration of the function `func` (by

@@ -25,6 +25,7 @@ const PLACES: &[(&str, u32)] = &[
     ("process/exit_hook.rs", 22),
     ("process/panic_abort.rs", 23),
     ("process/hook_thread.rs", 23),
+    ("process/tokio_hook.rs", 23),
     ("process/fork.rs", 24),
     ("process/exit_run.rs", 25),
     ("process/request.rs", 26),

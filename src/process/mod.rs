@@ -16,6 +16,9 @@ pub(crate) mod exit_hook;
 pub(crate) mod panic_abort;
 // A hook on a thread of its own.
 pub(crate) mod hook_thread;
+// An async hook (feature `tokio`): its runtime or a fresh one, its bound.
+#[cfg(feature = "tokio")]
+pub(crate) mod tokio_hook;
 // Every registry lock held across `fork`.
 pub(crate) mod fork;
 // The exit run: who owns it, why it happens, `atexit::exit`.
