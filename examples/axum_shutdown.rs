@@ -3,13 +3,14 @@
 //! then ends; the exit handlers write what it buffered, and the process dies
 //! of SIGTERM.
 //!
-//! Usage: `axum_shutdown RECORDS_ADDR` — the buffered records are sent, at
-//! exit, to the TCP listener at RECORDS_ADDR (the test holds it). The
-//! service listens on 127.0.0.1 (a free port, printed) with `GET /slow`
-//! (answers after 500 ms) and `GET /` (at once).
+//! Usage: `axum_shutdown RECORDS_ADDR [--hung-exporter]` — the buffered
+//! records are sent, at exit, by an async hook (tokio I/O) to the TCP
+//! listener at RECORDS_ADDR (the test holds it). `--hung-exporter` adds an
+//! async hook that never finishes, bounded to 300 ms. The service listens
+//! on 127.0.0.1 (a free port, printed) with `GET /slow` (answers after
+//! 500 ms) and `GET /` (at once). Needs the `tokio` feature.
 
 use std::io::Write;
-use std::net::TcpStream;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -22,16 +23,25 @@ type Records = Arc<Mutex<Vec<String>>>;
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let records_addr = std::env::args()
         .nth(1)
-        .ok_or("usage: axum_shutdown RECORDS_ADDR")?;
+        .ok_or("usage: axum_shutdown RECORDS_ADDR [--hung-exporter]")?;
+    let hung_exporter = std::env::args().any(|arg| arg == "--hung-exporter");
     // The three lines: a stop request, a server that drains on it, and a
     // main that returns (the handlers run, then death by the signal).
     let shutdown = atexit::Shutdown::on_signals()?.grace(Duration::from_secs(5));
 
     let records: Records = Arc::default();
     let buffered = Arc::clone(&records);
-    atexit::Hook::new(move || flush_records(&buffered, &records_addr))
+    let request = shutdown.clone();
+    atexit::Hook::new_async(move || flush_records(buffered, records_addr, request))
         .name("flush-records")
-        .register();
+        .register()?;
+    if hung_exporter {
+        // Newer, so it runs first: its bound keeps the exit from hanging.
+        atexit::Hook::new_async(std::future::pending::<()>)
+            .name("stuck-exporter")
+            .timeout(Duration::from_millis(300))
+            .register()?;
+    }
 
     let app = Router::new().route("/", get(|| async { "ok" })).route(
         "/slow",
@@ -52,24 +62,29 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .with_graceful_shutdown(shutdown.requested())
         .await?;
     println!("drained after {:?}", shutdown.signal());
+    // The async hooks, on this runtime, before `#[tokio::main]` drops it;
+    // returning then ends the process by the signal.
+    atexit::run_async_now().await?;
     Ok(())
 }
 
-/// The exit handler: the buffered records, one per line, to `addr`.
-fn flush_records(records: &Records, addr: &str) {
+/// The async exit hook: the buffered records, one per line, to `addr`.
+async fn flush_records(records: Records, addr: String, request: atexit::Shutdown) {
+    use tokio::io::AsyncWriteExt;
     let records = std::mem::take(&mut *records.lock().unwrap_or_else(|p| p.into_inner()));
-    let sent = TcpStream::connect(addr).and_then(|mut stream| {
-        for record in &records {
-            writeln!(stream, "{record}")?;
-        }
-        writeln!(
-            stream,
-            "{} records, reason {:?}",
-            records.len(),
-            atexit::reason()
-        )
-    });
-    if let Err(err) = sent {
+    let mut text: String = records.iter().map(|record| format!("{record}\n")).collect();
+    // Run by `run_async_now`, not by the exit run: the stop request says why.
+    text.push_str(&format!(
+        "{} records, stop requested by {:?}\n",
+        records.len(),
+        request.signal()
+    ));
+    let sent = async {
+        let mut stream = tokio::net::TcpStream::connect(&addr).await?;
+        stream.write_all(text.as_bytes()).await?;
+        stream.shutdown().await
+    };
+    if let Err(err) = sent.await {
         let _ = writeln!(std::io::stderr(), "flush-records: {err}");
     }
 }

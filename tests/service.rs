@@ -31,9 +31,9 @@ fn records_listener() -> (String, JoinHandle<String>) {
     (addr, collector)
 }
 
-fn start_service(records: &str) -> (Running, String) {
+fn start_service(records: &str, args: &[&str]) -> (Running, String) {
     let mut command = common::example("axum_shutdown");
-    command.arg(records);
+    command.arg(records).args(args);
     let mut running = common::start(command);
     let line = running.read_line();
     let addr = line
@@ -62,7 +62,7 @@ fn get(addr: &str, path: &str) -> JoinHandle<std::io::Result<String>> {
 #[test]
 fn sigterm_drains_the_request_in_flight_then_flushes_then_dies_of_sigterm() {
     let (records, collector) = records_listener();
-    let (running, addr) = start_service(&records);
+    let (running, addr) = start_service(&records, &[]);
     let slow = get(&addr, "/slow");
     thread::sleep(Duration::from_millis(150)); // the request is in flight
     running.signal(libc::SIGTERM);
@@ -83,7 +83,7 @@ fn sigterm_drains_the_request_in_flight_then_flushes_then_dies_of_sigterm() {
     assert!(response.ends_with("\r\n\r\ndone"), "{response:?}");
     assert_eq!(
         collector.join().unwrap(),
-        "slow request served\n1 records, reason Some(Signal(15))\n"
+        "slow request served\n1 records, stop requested by Some(15)\n"
     );
     assert!(
         outcome.stdout.ends_with("drained after Some(15)\n"),
@@ -98,7 +98,7 @@ fn sigterm_drains_the_request_in_flight_then_flushes_then_dies_of_sigterm() {
 #[test]
 fn a_second_sigterm_during_the_drain_ends_the_process_at_once() {
     let (records, _collector) = records_listener();
-    let (running, addr) = start_service(&records);
+    let (running, addr) = start_service(&records, &[]);
     let slow = get(&addr, "/slow");
     thread::sleep(Duration::from_millis(100));
     running.signal(libc::SIGTERM);
@@ -116,4 +116,37 @@ fn a_second_sigterm_during_the_drain_ends_the_process_at_once() {
     assert!(!outcome.stdout.contains("drained"), "{outcome:?}");
     assert_eq!(outcome.signal, Some(libc::SIGTERM), "{outcome:?}");
     assert!(took < Duration::from_millis(500), "{took:?}");
+}
+
+#[test]
+fn a_hung_async_hook_is_named_and_cut_at_its_bound() {
+    let (records, collector) = records_listener();
+    let (running, _addr) = start_service(&records, &["--hung-exporter"]);
+    running.signal(libc::SIGTERM);
+    let sent = Instant::now();
+    let outcome = running.finish();
+    let took = sent.elapsed();
+    assert_eq!(
+        outcome.stderr,
+        format!(
+            "atexit: async exit hook `stuck-exporter` (registered at examples/axum_shutdown.rs:{}) did not finish within 300ms; skipped\n",
+            outcome
+                .stderr
+                .split("axum_shutdown.rs:")
+                .nth(1)
+                .and_then(|rest| rest.split(')').next())
+                .unwrap_or("?")
+        ),
+        "{outcome:?}"
+    );
+    // The older hook still ran, and the process still died of SIGTERM.
+    assert_eq!(
+        collector.join().unwrap(),
+        "0 records, stop requested by Some(15)\n"
+    );
+    assert_eq!(outcome.signal, Some(libc::SIGTERM), "{outcome:?}");
+    assert!(
+        took >= Duration::from_millis(300) && took < Duration::from_secs(3),
+        "{took:?}"
+    );
 }
