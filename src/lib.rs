@@ -160,6 +160,16 @@
 //! inside the 5 s Windows allows. The exit code is known to [`reason`] only
 //! for [`exit`]. There is no `fork`: [`InChild`] has no effect.
 //!
+//! # Draining services, `kill -9`
+//!
+//! `Shutdown` (Unix) turns the first SIGINT/SIGTERM/SIGHUP into a stop
+//! request the program acts on (`requested()` is a plain future); once it
+//! ends, the handlers run and the process dies of that signal. `Guardian`
+//! (Linux) is a separate process that carries out declared cleanup —
+//! removing paths, killing process groups, restoring the terminal, running
+//! a command — when the program ends without finishing its exit run
+//! (SIGKILL, a crash, `abort`).
+//!
 //! # Recipes
 //!
 //! The `examples/` directory holds one program per everyday use, each with a
