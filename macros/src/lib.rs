@@ -78,11 +78,15 @@ fn expand(function: ItemFn) -> syn::Result<proc_macro2::TokenStream> {
     Ok(quote! {
         #function
 
-        #[allow(non_snake_case)]
-        #[doc(hidden)]
-        #[::atexit::__private::ctor]
-        fn #registrar() {
-            ::atexit::register(#name);
+        // `unsafe`: ctor's acknowledgement that this runs before `main`;
+        // `atexit::register` needs nothing that `main` sets up.
+        ::atexit::__private::ctor! {
+            #[ctor(unsafe)]
+            #[allow(non_snake_case)]
+            #[doc(hidden)]
+            fn #registrar() {
+                ::atexit::register(#name);
+            }
         }
     })
 }
