@@ -287,7 +287,9 @@ pub use atexit_macros::register;
 #[cfg(feature = "macros")]
 #[doc(hidden)]
 pub mod __private {
-    pub use ctor::ctor;
+    // The declarative form: it finds its own support macros through this
+    // re-export, so programs need no `ctor` dependency of their own.
+    pub use ctor::declarative::ctor;
 }
 
 /// Registers `f` to run when the process exits; Python's

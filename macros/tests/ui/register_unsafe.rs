@@ -1,0 +1,4 @@
+#[atexit::register]
+unsafe fn cleanup() {}
+
+fn main() {}

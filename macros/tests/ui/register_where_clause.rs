@@ -1,0 +1,8 @@
+#[atexit::register]
+fn cleanup()
+where
+    u8: Copy,
+{
+}
+
+fn main() {}
