@@ -24,29 +24,17 @@ fn main() -> Result<(), String> {
         let play: common::Scenario = |_| scenarios::play(&std::env::var(MARKER).expect("marker"));
         return common::play(leak(&name), vec![(leak(&name), play)], 15);
     }
-    let filter: Option<String> = std::env::args().skip(1).find(|arg| !arg.starts_with('-'));
-    let started = Instant::now();
-    let mut failed = Vec::new();
-    let mut passed = 0;
-    for &(name, test) in TESTS {
-        if filter
-            .as_deref()
-            .is_some_and(|filter| !name.contains(filter))
-        {
-            continue;
-        }
-        match std::panic::catch_unwind(test) {
-            Ok(()) => {
-                passed += 1;
-                println!("test {name} ... ok");
-            }
-            Err(_) => {
-                failed.push(name);
-                println!("test {name} ... FAILED");
-            }
-        }
-    }
-    common::summary(passed + failed.len(), &failed, started)
+    common::run_tests_in_turn(TESTS)
+}
+
+/// Scenario `name` printed `first`, then its four hooks ran on `thread`;
+/// nothing on stderr, exit status `code`, and no bound waited out.
+fn four_ran(name: &str, first: &str, thread: &str, code: i32) {
+    let (out, took) = play(name);
+    assert_eq!(out.stdout, format!("{first}\n{}", four_ran_on(thread)));
+    assert_eq!(out.stderr, "");
+    assert_eq!(out.code, Some(code));
+    assert!(took < PROMPT, "took {took:?}");
 }
 
 /// `common::play` takes a scenario table; this binary has one dispatcher.
@@ -120,66 +108,44 @@ const TESTS: &[(&str, Test)] = &[
     }),
     ("main_returns_multi", || {
         // `#[tokio::main]` dropped its runtime: a fresh one runs them.
-        let (out, took) = play("main_returns_multi");
-        assert_eq!(
-            out.stdout,
-            format!("main done\n{}", four_ran_on("atexit-async"))
-        );
-        assert_eq!(out.stderr, "");
-        assert_eq!(out.code, Some(0));
-        assert!(took < PROMPT, "took {took:?}");
+        four_ran("main_returns_multi", "main done", "atexit-async", 0)
     }),
     ("main_returns_current", || {
-        let (out, took) = play("main_returns_current");
-        assert_eq!(
-            out.stdout,
-            format!("main done\n{}", four_ran_on("atexit-async"))
-        );
-        assert_eq!(out.stderr, "");
-        assert_eq!(out.code, Some(0));
-        assert!(took < PROMPT, "took {took:?}");
+        four_ran("main_returns_current", "main done", "atexit-async", 0)
     }),
     ("process_exit_from_task_multi", || {
         // Another worker of the program's runtime runs them.
-        let (out, took) = play("process_exit_from_task_multi");
-        assert_eq!(
-            out.stdout,
-            format!("exiting from a task\n{}", four_ran_on(WORKER))
-        );
-        assert_eq!(out.stderr, "");
-        assert_eq!(out.code, Some(3));
-        assert!(took < PROMPT, "took {took:?}");
+        four_ran(
+            "process_exit_from_task_multi",
+            "exiting from a task",
+            WORKER,
+            3,
+        )
     }),
     ("atexit_exit_from_task_multi", || {
-        let (out, took) = play("atexit_exit_from_task_multi");
-        assert_eq!(
-            out.stdout,
-            format!("exiting from a task\n{}", four_ran_on(WORKER))
-        );
-        assert_eq!(out.stderr, "");
-        assert_eq!(out.code, Some(3));
-        assert!(took < PROMPT, "took {took:?}");
+        four_ran(
+            "atexit_exit_from_task_multi",
+            "exiting from a task",
+            WORKER,
+            3,
+        )
     }),
     ("process_exit_from_task_current", || {
         // The exiting thread drives the runtime: a fresh one, at once.
-        let (out, took) = play("process_exit_from_task_current");
-        assert_eq!(
-            out.stdout,
-            format!("exiting from a task\n{}", four_ran_on("atexit-async"))
-        );
-        assert_eq!(out.stderr, "");
-        assert_eq!(out.code, Some(4));
-        assert!(took < PROMPT, "took {took:?}");
+        four_ran(
+            "process_exit_from_task_current",
+            "exiting from a task",
+            "atexit-async",
+            4,
+        )
     }),
     ("atexit_exit_from_task_current", || {
-        let (out, took) = play("atexit_exit_from_task_current");
-        assert_eq!(
-            out.stdout,
-            format!("exiting from a task\n{}", four_ran_on("atexit-async"))
-        );
-        assert_eq!(out.stderr, "");
-        assert_eq!(out.code, Some(4));
-        assert!(took < PROMPT, "took {took:?}");
+        four_ran(
+            "atexit_exit_from_task_current",
+            "exiting from a task",
+            "atexit-async",
+            4,
+        )
     }),
     ("exit_from_task_one_worker", || {
         // The exiting thread is the only worker, but the hook was registered
