@@ -376,3 +376,29 @@ pub fn run_tests_in_turn(tests: &[(&'static str, fn())]) -> Result<(), String> {
     }
     summary(selected.len(), &failed, started)
 }
+
+/// A tmux server of a test's own, on its own socket.
+pub struct Tmux {
+    socket: PathBuf,
+}
+
+impl Tmux {
+    pub fn new(socket: PathBuf) -> Tmux {
+        Tmux { socket }
+    }
+
+    /// `tmux -S SOCKET ARGS..`; panics if tmux fails.
+    pub fn run(&self, args: &[&str]) {
+        let status = Command::new("tmux")
+            .arg("-S")
+            .arg(&self.socket)
+            .args(args)
+            .env("TERM", "xterm")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .expect("run tmux");
+        assert!(status.success(), "tmux {args:?}: {status}");
+    }
+}

@@ -2,7 +2,7 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::thread;
@@ -148,12 +148,14 @@ pub fn timeout_50_times() {
 
 /// A tmux server on its own socket with an interactive bash in its pane.
 struct Terminal {
-    socket: PathBuf,
+    tmux: common::Tmux,
 }
 
 impl Terminal {
     fn open(socket: PathBuf) -> Terminal {
-        let terminal = Terminal { socket };
+        let terminal = Terminal {
+            tmux: common::Tmux::new(socket),
+        };
         terminal.tmux(&[
             "-f",
             "/dev/null",
@@ -169,17 +171,7 @@ impl Terminal {
     }
 
     fn tmux(&self, args: &[&str]) {
-        let status = Command::new("tmux")
-            .arg("-S")
-            .arg(&self.socket)
-            .args(args)
-            .env("TERM", "xterm")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .expect("run tmux");
-        assert!(status.success(), "tmux {args:?}: {status}");
+        self.tmux.run(args);
     }
 
     /// Types `line` and Enter at the shell's prompt.

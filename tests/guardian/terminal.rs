@@ -82,20 +82,9 @@ pub fn restored_after_sigkill() {
         exe.display(),
         after_path.display()
     );
-    let tmux = |args: &[&str]| {
-        Command::new("tmux")
-            .arg("-S")
-            .arg(&socket)
-            .args(args)
-            .env("TERM", "xterm")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .expect("run tmux")
-    };
+    let tmux = crate::common::Tmux::new(socket);
     // The pane outlives its program, so its terminal can be read after.
-    assert!(tmux(&[
+    tmux.run(&[
         "-f",
         "/dev/null",
         "new-session",
@@ -104,11 +93,10 @@ pub fn restored_after_sigkill() {
         "80",
         "-y",
         "24",
-        "sleep 600"
-    ])
-    .success());
-    assert!(tmux(&["set-option", "-wg", "remain-on-exit", "on"]).success());
-    assert!(tmux(&["new-window", "-d", &program]).success());
+        "sleep 600",
+    ]);
+    tmux.run(&["set-option", "-wg", "remain-on-exit", "on"]);
+    tmux.run(&["new-window", "-d", &program]);
     let started = Instant::now();
     let text = loop {
         let text = fs::read_to_string(&log_path).unwrap_or_default();
@@ -134,7 +122,7 @@ pub fn restored_after_sigkill() {
         }
         thread::sleep(Duration::from_millis(10));
     };
-    tmux(&["kill-server"]);
+    tmux.run(&["kill-server"]);
     let _ = fs::remove_dir_all(&dir);
     assert_ne!(raw, before, "raw mode changed nothing");
     assert_eq!(after, before, "the terminal was not restored");

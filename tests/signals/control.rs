@@ -221,11 +221,7 @@ fn slow_hook(how: &str) -> Result<(), String> {
         "exit3" => std::process::exit(3),
         "return" => Ok(()),
         #[cfg(feature = "signal")]
-        "signal" => {
-            atexit::handle_signals().expect("handle_signals");
-            crate::ready();
-            crate::wait_forever()
-        }
+        "signal" => crate::handle_signals_and_wait(),
         other => panic!("unknown ending {other:?}"),
     }
 }
@@ -300,11 +296,7 @@ fn reason(how: &str) -> Result<(), String> {
         "panic" => panic!("main failed"),
         "err" => Err("main failed".to_owned()),
         #[cfg(feature = "signal")]
-        "signal" => {
-            atexit::handle_signals().expect("handle_signals");
-            crate::ready();
-            crate::wait_forever()
-        }
+        "signal" => crate::handle_signals_and_wait(),
         other => panic!("unknown ending {other:?}"),
     }
 }
@@ -362,11 +354,7 @@ fn failure_code(arg: &str) -> Result<(), String> {
         "exit3" => std::process::exit(3),
         "atexit_exit0" => atexit::exit(0),
         #[cfg(feature = "signal")]
-        "signal" => {
-            atexit::handle_signals().expect("handle_signals");
-            crate::ready();
-            crate::wait_forever()
-        }
+        "signal" => crate::handle_signals_and_wait(),
         other => panic!("unknown ending {other:?}"),
     }
 }

@@ -125,6 +125,14 @@ pub fn ready() {
     say("READY");
 }
 
+/// After `handle_signals`, says `READY` and waits for the test's signal.
+#[cfg(feature = "signal")]
+pub fn handle_signals_and_wait() -> ! {
+    atexit::handle_signals().expect("handle_signals");
+    ready();
+    wait_forever()
+}
+
 /// Waits for a signal to end the process.
 pub fn wait_forever() -> ! {
     loop {

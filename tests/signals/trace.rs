@@ -98,11 +98,7 @@ fn three_hooks(how: &str) -> Result<(), String> {
     match how {
         "return" => Ok(()),
         #[cfg(feature = "signal")]
-        "signal" => {
-            atexit::handle_signals().expect("handle_signals");
-            crate::ready();
-            crate::wait_forever()
-        }
+        "signal" => crate::handle_signals_and_wait(),
         other => panic!("unknown ending {other:?}"),
     }
 }
