@@ -1,25 +1,30 @@
 //! The ordered store of pending handlers: plain data, no globals, no locks,
 //! no `unsafe`.
 //!
-//! Handlers live in a slab of 32-byte slots threaded on two intrusive
-//! lists: the run order (newest first) and, for zero-sized function types,
-//! one circular list per function, so that `unregister(f)` touches only
-//! `f`'s own registrations. Each function's list runs through a header slot
-//! of its own, so unlinking a slot never needs to know its function. A
-//! [`Ticket`] (slot index + stamp) removes one handler in O(1); a stale
-//! ticket is recognised by its stamp and refused.
+//! Handlers live in a vector in registration order, newest last, so that
+//! registering is a push and the run takes them with pops: the two hot
+//! paths touch one 32-byte slot and no list. A handler removed before it
+//! runs leaves its slot in place, marked removed (a *place*), so that no
+//! other slot moves; places on top are popped at once, and when they
+//! outnumber the pending handlers the vector is compacted. A [`Ticket`]
+//! (slot index + stamp) finds its slot in O(1) until a compaction moves it,
+//! then by a binary search on the stamp (stamps only grow along the
+//! vector); a stale ticket is recognised by its stamp and refused.
 //!
-//! Slots are small because registering many handlers costs mostly the
-//! kernel's clearing of fresh pages: registration sites are kept once each
-//! in a side table and slots hold their index, and a function item's list
-//! links live in the data word its callback does not use (see
-//! `sys::Callback`). The few keyed callbacks that do use their word
-//! (`register_with` with arguments) keep their links in a side map.
+//! `unregister(f)` touches only `f`'s own registrations: each function type
+//! (zero-sized callables) has a chain from its newest slot to its oldest.
+//! A function item's link lives in the data word its callback does not use
+//! (see `sys::Callback`): the older slot of the chain and the function's
+//! number. Because the run pops from the top, the slot it pops is always
+//! the newest of its chain, so the chain's start simply moves to the link.
+//! The few keyed callbacks that use their word (`register_with` with
+//! arguments) keep their links in a side map.
 
 use std::any::TypeId;
 use std::borrow::Cow;
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
+use std::mem;
 use std::panic::Location;
 
 pub(crate) use crate::sys::Callback;
@@ -27,21 +32,25 @@ pub(crate) use crate::sys::Callback;
 /// Where a handler was registered: the site `#[track_caller]` recorded.
 pub(crate) type Site = &'static Location<'static>;
 
-/// "No slot": the end of a list.
+/// "No slot" (the end of a chain), or "no function".
 const NIL: u32 = u32::MAX;
 
-/// Set in `Slot::site` when the slot's list links are in `Store::side`.
-const SIDE: u32 = 1 << 31;
+/// Set in `Slot::stamp` when the slot's chain link is in `Store::side`.
+const SIDE: u64 = 1 << 63;
+/// Set in `Slot::stamp` when the slot has a `Meta` in `Store::meta`.
+const META: u64 = 1 << 62;
+const FLAGS: u64 = SIDE | META;
 
 /// Stores keep their storage while they are this small, so that a
-/// register/unregister pair on an empty store does not allocate each time.
+/// register/unregister pair on an empty store does not allocate each time;
+/// and removed places are not compacted away while there are fewer.
 const KEEP_SLOTS: usize = 64;
 
-/// Identifies one registration: the slot it lives in and the stamp it got.
+/// Identifies one registration: the slot it was put in and the stamp it got.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Ticket {
     pub(crate) index: u32,
-    pub(crate) stamp: u32,
+    pub(crate) stamp: u64,
 }
 
 /// What is known of a handler besides its code and site; only hooks built
@@ -62,22 +71,30 @@ pub(crate) struct Popped {
     pub(crate) meta: Option<Box<Meta>>,
 }
 
-/// One slab entry, 32 bytes on 64-bit targets. A slot is a pending handler,
-/// free (no callback; `older` links the free list), or the header of a
-/// function's list (a header callback, not on the free list).
+/// One entry, 32 bytes on 64-bit targets: a pending handler or the place of
+/// a removed one (`Callback::is_removed`).
 struct Slot {
-    callback: Option<Callback>,
-    /// Index into `Store::sites`, with `SIDE` when the links are in `side`.
-    site: u32,
-    stamp: u32,
-    /// Neighbours in run order (`newer` runs before this one).
-    newer: u32,
-    older: u32,
+    callback: Callback,
+    site: Site,
+    /// The registration's stamp (below bit 62; 2^62 registrations never
+    /// wrap), with the `SIDE` and `META` flags.
+    stamp: u64,
 }
 
-/// A hasher for keys that are hashes or addresses already: `TypeId`s, slot
-/// indices, and `Location` addresses (spread by a multiplication, since
-/// their low bits are alike).
+impl Slot {
+    fn stamp(&self) -> u64 {
+        self.stamp & !FLAGS
+    }
+}
+
+/// One function type that has been registered, and where its chain starts.
+struct Function {
+    /// Its newest slot still in the store (pending or a removed place on
+    /// the chain), or `NIL`.
+    newest: u32,
+}
+
+/// A hasher for keys that are hashes already: `TypeId`s and stamps.
 #[derive(Default)]
 pub(crate) struct IdHasher(u64);
 
@@ -91,52 +108,36 @@ impl Hasher for IdHasher {
         }
     }
     fn write_u64(&mut self, value: u64) {
-        self.0 ^= value;
-    }
-    fn write_u32(&mut self, value: u32) {
-        self.0 ^= u64::from(value);
-    }
-    fn write_usize(&mut self, value: usize) {
-        self.0 ^= (value as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        // Stamps are consecutive: spread them over the table.
+        self.0 ^= value.wrapping_mul(0x9e37_79b9_7f4a_7c15);
     }
 }
 
 type FastMap<K, V> = HashMap<K, V, BuildHasherDefault<IdHasher>>;
 
-/// One function-list link to replace (see `Store::relink`).
-#[derive(Clone, Copy)]
-enum Link {
-    Newer(u32),
-    Older(u32),
-}
-
 #[cold]
 fn too_many() -> ! {
-    panic!("atexit: more than 4 294 967 294 handlers and functions")
+    panic!("atexit: more than 4 294 967 294 handlers pending")
 }
 
 /// The handler store. See the module docs for its shape.
 #[derive(Default)]
 pub(crate) struct Store {
     slots: Vec<Slot>,
-    newest: u32,
-    free: u32,
+    /// Pending handlers: `slots` less the removed places.
     live: usize,
     /// Survives `shrink_if_empty`, so old tickets never match new slots.
-    next_stamp: u32,
-    /// Function type -> the header slot of its list.
-    keys: FastMap<TypeId, u32>,
-    /// The last function type registered, to skip the map for runs of the
-    /// same function.
-    last_key: Option<(TypeId, u32)>,
-    /// Function-list links (newer, older) of the slots flagged `SIDE`.
-    side: FastMap<u32, (u32, u32)>,
-    /// Registration sites, each once; slots hold their index.
-    sites: Vec<Site>,
-    site_ids: FastMap<usize, u32>,
-    /// The last site registered from (address, index).
-    last_site: Option<(usize, u32)>,
-    meta: FastMap<u32, Box<Meta>>,
+    next_stamp: u64,
+    functions: Vec<Function>,
+    /// Function type -> its index in `functions`.
+    function_ids: FastMap<TypeId, u32>,
+    /// The last function registered, to skip the map for runs of the same
+    /// function.
+    last_function: Option<(TypeId, u32)>,
+    /// Chain links (older slot, function) of the slots flagged `SIDE`, by
+    /// stamp.
+    side: FastMap<u64, (u32, u32)>,
+    meta: FastMap<u64, Box<Meta>>,
 }
 
 impl Store {
@@ -144,16 +145,12 @@ impl Store {
     pub(crate) const fn new() -> Self {
         Store {
             slots: Vec::new(),
-            newest: NIL,
-            free: NIL,
             live: 0,
             next_stamp: 0,
-            keys: HashMap::with_hasher(BuildHasherDefault::new()),
-            last_key: None,
+            functions: Vec::new(),
+            function_ids: HashMap::with_hasher(BuildHasherDefault::new()),
+            last_function: None,
             side: HashMap::with_hasher(BuildHasherDefault::new()),
-            sites: Vec::new(),
-            site_ids: HashMap::with_hasher(BuildHasherDefault::new()),
-            last_site: None,
             meta: HashMap::with_hasher(BuildHasherDefault::new()),
         }
     }
@@ -165,99 +162,116 @@ impl Store {
 
     /// Adds a handler as the newest. `key` is the function type for
     /// zero-sized callables, so that `remove_function` can find it.
+    #[inline]
     pub(crate) fn insert(
         &mut self,
-        callback: Callback,
+        mut callback: Callback,
         site: Site,
         key: Option<TypeId>,
         meta: Option<Box<Meta>>,
     ) -> Ticket {
-        let header = key.map(|type_id| self.header_of(type_id));
-        let site = self.site_id(site);
-        let stamp = self.stamp();
-        let mut callback = callback;
-        let fast = header.is_some() && callback.has_free_word();
-        if fast {
-            self.insert_links_fast(header.unwrap_or(NIL), &mut callback);
-        } else {
-            callback.set_links(NIL, NIL);
+        let index = self.slots.len();
+        if index >= NIL as usize {
+            too_many();
         }
-        let index = self.allocate(Slot {
-            callback: Some(callback),
-            site,
-            stamp,
-            newer: NIL,
-            older: self.newest,
-        });
-        if self.newest != NIL {
-            self.slots[self.newest as usize].newer = index;
-        }
-        self.newest = index;
-        if let (Some(header), false) = (header, fast) {
-            // Newest first after the header: header -> newest ... oldest -> header.
-            let (header_newer, first) = self.key_links(header).expect("a header has links");
-            self.set_key_links(index, header, first);
-            let (first_newer, first_older) = self.key_links(first).expect("on the list");
-            debug_assert_eq!(first_newer, header);
-            self.set_key_links(first, index, first_older);
-            let header_newer = if first == header { index } else { header_newer };
-            self.set_key_links(header, header_newer, index);
+        let index = index as u32;
+        let stamp = self.next_stamp;
+        self.next_stamp += 1;
+        let mut flagged = stamp;
+        match key {
+            Some(type_id) => {
+                let function = self.function_of(type_id);
+                let older = mem::replace(&mut self.functions[function as usize].newest, index);
+                if callback.has_free_word() {
+                    callback.set_free_word_links(older, function);
+                } else {
+                    flagged |= SIDE;
+                    self.side.insert(stamp, (older, function));
+                }
+            }
+            None if callback.has_free_word() => callback.set_free_word_links(NIL, NIL),
+            None => {}
         }
         if let Some(meta) = meta {
-            self.meta.insert(index, meta);
+            flagged |= META;
+            self.meta.insert(stamp, meta);
         }
+        self.slots.push(Slot {
+            callback,
+            site,
+            stamp: flagged,
+        });
         self.live += 1;
         Ticket { index, stamp }
     }
 
     /// Whether `ticket` names a handler that is still pending.
     pub(crate) fn contains(&self, ticket: Ticket) -> bool {
-        self.slots.get(ticket.index as usize).is_some_and(|slot| {
-            slot.stamp == ticket.stamp
-                && slot
-                    .callback
-                    .as_ref()
-                    .is_some_and(|callback| !callback.is_header())
-        })
+        self.find(ticket)
+            .is_some_and(|index| !self.slots[index].callback.is_removed())
     }
 
     /// Removes the handler `ticket` names, if it is still pending.
     pub(crate) fn remove(&mut self, ticket: Ticket) -> Option<Callback> {
-        if !self.contains(ticket) {
+        let index = self.find(ticket)?;
+        if self.slots[index].callback.is_removed() {
             return None;
         }
-        let popped = self.take(ticket.index);
-        self.shrink_if_empty();
-        Some(popped.callback)
+        let callback = self.remove_in_place(index);
+        self.tidy();
+        Some(callback)
     }
 
     /// Removes every pending handler whose function type is `key`, appending
     /// their callbacks to `out`; returns how many. Costs time in proportion
     /// to that function's registrations only.
     pub(crate) fn remove_function(&mut self, key: TypeId, out: &mut Vec<Callback>) -> usize {
-        let Some(&header) = self.keys.get(&key) else {
+        let Some(&function) = self.function_ids.get(&key) else {
             return 0;
         };
         let mut removed = 0;
-        let mut index = self.key_links(header).expect("a header has links").1;
-        while index != header {
-            let older = self.key_links(index).expect("on the list").1;
-            out.push(self.take(index).callback);
-            removed += 1;
+        let mut index = mem::replace(&mut self.functions[function as usize].newest, NIL);
+        while index != NIL {
+            let (older, _) = self.take_link(index as usize);
+            if !self.slots[index as usize].callback.is_removed() {
+                out.push(self.remove_in_place(index as usize));
+                removed += 1;
+            }
+            // Off the chain now: popping this place must not move the
+            // chain's start, which is already empty.
+            let place = &mut self.slots[index as usize].callback;
+            if place.has_free_word() {
+                place.set_free_word_links(NIL, NIL);
+            }
             index = older;
         }
-        self.shrink_if_empty();
+        self.tidy();
         removed
     }
 
     /// Takes the newest pending handler out, to be run. The storage is
     /// kept (freeing it here would cost the last handler of a large run the
     /// unmapping of the slab): call `shrink_if_empty` after the run.
+    #[inline]
     pub(crate) fn pop_newest(&mut self) -> Option<Popped> {
-        if self.newest == NIL {
-            return None;
+        loop {
+            let slot = self.slots.pop()?;
+            self.leave_chain(&slot);
+            if slot.callback.is_removed() {
+                continue;
+            }
+            let meta = if slot.stamp & META == 0 {
+                None
+            } else {
+                self.meta.remove(&slot.stamp())
+            };
+            self.live -= 1;
+            return Some(Popped {
+                callback: slot.callback,
+                site: slot.site,
+                meta,
+            });
         }
-        Some(self.take(self.newest))
     }
 
     /// Removes everything, newest first, appending the callbacks to `out`.
@@ -272,226 +286,189 @@ impl Store {
     /// The registration sites of all pending handlers, newest first.
     #[cfg(test)]
     fn sites(&self) -> Vec<Site> {
-        let mut sites = Vec::new();
-        let mut index = self.newest;
-        while index != NIL {
-            let slot = &self.slots[index as usize];
-            sites.push(self.sites[(slot.site & !SIDE) as usize]);
-            index = slot.older;
-        }
-        sites
+        self.slots
+            .iter()
+            .rev()
+            .filter(|slot| !slot.callback.is_removed())
+            .map(|slot| slot.site)
+            .collect()
     }
 
-    fn stamp(&mut self) -> u32 {
-        let stamp = self.next_stamp;
-        self.next_stamp = self.next_stamp.wrapping_add(1);
-        stamp
-    }
-
-    /// Links a function item about to be stored at the next free index
-    /// onto `header`'s list, newest first: its own links go in its word,
-    /// and its neighbours (the header, the previous newest) learn of it.
-    /// The common case of `insert`, kept to direct word accesses.
+    /// The index of `type_id` in `functions`, added on first use.
     #[inline]
-    fn insert_links_fast(&mut self, header: u32, callback: &mut Callback) {
-        let index = if self.free == NIL {
-            self.slots.len() as u32
-        } else {
-            self.free
-        };
-        let Some(header_callback) = self.slots[header as usize].callback.as_mut() else {
-            unreachable!("a header slot holds its header callback")
-        };
-        let (oldest, first) = header_callback.free_word_links();
-        callback.set_free_word_links(header, first);
-        if first == header {
-            header_callback.set_free_word_links(index, index);
-            return;
-        }
-        header_callback.set_free_word_links(oldest, index);
-        let first_slot = &mut self.slots[first as usize];
-        if first_slot.site & SIDE == 0 {
-            if let Some(first_callback) = first_slot.callback.as_mut().filter(|c| c.has_free_word())
-            {
-                let (_, first_older) = first_callback.free_word_links();
-                first_callback.set_free_word_links(index, first_older);
-                return;
+    fn function_of(&mut self, type_id: TypeId) -> u32 {
+        if let Some((last, function)) = self.last_function {
+            if last == type_id {
+                return function;
             }
         }
-        // The previous newest keeps its links in the side map.
-        let first_older = self.key_links(first).expect("on the list").1;
-        self.set_key_links(first, index, first_older);
+        self.function_of_slow(type_id)
     }
 
-    /// Puts `slot` in a free slot (or a new one) and returns its index.
-    fn allocate(&mut self, slot: Slot) -> u32 {
-        if self.free == NIL {
-            let index = self.slots.len() as u32;
-            if index == NIL {
+    #[cold]
+    fn function_of_slow(&mut self, type_id: TypeId) -> u32 {
+        let next = self.functions.len() as u32;
+        let function = *self.function_ids.entry(type_id).or_insert(next);
+        if function == next {
+            if next == NIL {
                 too_many();
             }
-            self.slots.push(slot);
-            index
-        } else {
-            let index = self.free;
-            let reused = &mut self.slots[index as usize];
-            self.free = reused.older;
-            *reused = slot;
-            index
+            self.functions.push(Function { newest: NIL });
         }
+        self.last_function = Some((type_id, function));
+        function
     }
 
-    /// The header slot of `type_id`'s list, created on first use.
-    fn header_of(&mut self, type_id: TypeId) -> u32 {
-        if let Some((last, header)) = self.last_key {
-            if last == type_id {
-                return header;
-            }
+    /// The slot `ticket` names (pending or a removed place), if it is
+    /// still in the store.
+    fn find(&self, ticket: Ticket) -> Option<usize> {
+        let index = ticket.index as usize;
+        if self
+            .slots
+            .get(index)
+            .is_some_and(|slot| slot.stamp() == ticket.stamp)
+        {
+            return Some(index);
         }
-        let header = match self.keys.get(&type_id) {
-            Some(&header) => header,
-            None => {
-                let stamp = self.stamp();
-                let header = self.allocate(Slot {
-                    callback: Some(Callback::header()),
-                    site: 0,
-                    stamp,
-                    newer: NIL,
-                    older: NIL,
-                });
-                // An empty circular list: the header is its own neighbour.
-                self.set_key_links(header, header, header);
-                self.keys.insert(type_id, header);
-                header
-            }
-        };
-        self.last_key = Some((type_id, header));
-        header
+        // Moved down by a compaction, or gone.
+        let index = self
+            .slots
+            .partition_point(|slot| slot.stamp() < ticket.stamp);
+        self.slots
+            .get(index)
+            .is_some_and(|slot| slot.stamp() == ticket.stamp)
+            .then_some(index)
     }
 
-    /// The index of `site` in `sites`, added on first use.
-    fn site_id(&mut self, site: Site) -> u32 {
-        let address = site as *const Location<'static> as usize;
-        if let Some((last, id)) = self.last_site {
-            if last == address {
-                return id;
-            }
+    /// Takes the pending handler at `index` out, leaving a removed place
+    /// that stays on its function's chain.
+    fn remove_in_place(&mut self, index: usize) -> Callback {
+        let slot = &mut self.slots[index];
+        let place = slot.callback.removed_in_place();
+        let callback = mem::replace(&mut slot.callback, place);
+        if slot.stamp & META != 0 {
+            slot.stamp &= !META;
+            let stamp = slot.stamp();
+            self.meta.remove(&stamp);
         }
-        let next = u32::try_from(self.sites.len())
-            .ok()
-            .filter(|&next| next < SIDE)
-            .expect("atexit: more than 2 147 483 647 registration sites");
-        let id = *self.site_ids.entry(address).or_insert(next);
-        if id == next {
-            self.sites.push(site);
-        }
-        self.last_site = Some((address, id));
-        id
-    }
-
-    /// The function-list links (newer, older) of slot `index`, if it is on
-    /// a list (a header always is).
-    #[inline]
-    fn key_links(&self, index: u32) -> Option<(u32, u32)> {
-        let slot = &self.slots[index as usize];
-        if slot.site & SIDE != 0 {
-            return self.side.get(&index).copied();
-        }
-        match &slot.callback {
-            Some(callback) if callback.has_free_word() => {
-                let links = callback.free_word_links();
-                (links.0 != NIL).then_some(links)
-            }
-            _ => None,
-        }
-    }
-
-    /// Sets the function-list links of the occupied slot `index`: in its
-    /// callback's free word if it has one, else in `side`.
-    fn set_key_links(&mut self, index: u32, newer: u32, older: u32) {
-        let slot = &mut self.slots[index as usize];
-        let callback = slot.callback.as_mut().expect("links of a free slot");
-        if callback.has_free_word() {
-            callback.set_links(newer, older);
-        } else {
-            slot.site |= SIDE;
-            self.side.insert(index, (newer, older));
-        }
-    }
-
-    /// Replaces one function-list link of slot `index` (a header or a
-    /// pending handler on a list), straight in its word when it can.
-    #[inline]
-    fn relink(&mut self, index: u32, link: Link) {
-        let slot = &mut self.slots[index as usize];
-        if slot.site & SIDE == 0 {
-            if let Some(callback) = slot.callback.as_mut().filter(|c| c.has_free_word()) {
-                let (newer, older) = callback.free_word_links();
-                match link {
-                    Link::Newer(newer) => callback.set_free_word_links(newer, older),
-                    Link::Older(older) => callback.set_free_word_links(newer, older),
-                }
-                return;
-            }
-        }
-        let (newer, older) = self.key_links(index).expect("on the list");
-        match link {
-            Link::Newer(newer) => self.set_key_links(index, newer, older),
-            Link::Older(older) => self.set_key_links(index, newer, older),
-        }
-    }
-
-    /// Unlinks the occupied slot `index` from both lists and frees it.
-    fn take(&mut self, index: u32) -> Popped {
-        if let Some((key_newer, key_older)) = self.key_links(index) {
-            // Circular through the header: both neighbours are on the list.
-            self.relink(key_newer, Link::Older(key_older));
-            self.relink(key_older, Link::Newer(key_newer));
-        }
-        let free = self.free;
-        let slot = &mut self.slots[index as usize];
-        let callback = slot.callback.take().expect("taking a free slot");
-        let (newer, older) = (slot.newer, slot.older);
-        let site = slot.site;
-        slot.older = free;
-        self.free = index;
-        if site & SIDE != 0 {
-            self.side.remove(&index);
-        }
-
-        match newer {
-            NIL => self.newest = older,
-            newer => self.slots[newer as usize].older = older,
-        }
-        if older != NIL {
-            self.slots[older as usize].newer = newer;
-        }
-        let meta = if self.meta.is_empty() {
-            None
-        } else {
-            self.meta.remove(&index)
-        };
         self.live -= 1;
-        Popped {
-            callback,
-            site: self.sites[(site & !SIDE) as usize],
-            meta,
+        callback
+    }
+
+    /// The chain link (older slot, function) of slot `index`, taken out of
+    /// the side map if it is there; `(NIL, NIL)` for a slot on no chain.
+    fn take_link(&mut self, index: usize) -> (u32, u32) {
+        let slot = &mut self.slots[index];
+        if slot.stamp & SIDE != 0 {
+            slot.stamp &= !SIDE;
+            let stamp = slot.stamp();
+            return self.side.remove(&stamp).unwrap_or((NIL, NIL));
+        }
+        if slot.callback.has_free_word() {
+            slot.callback.free_word_links()
+        } else {
+            (NIL, NIL)
+        }
+    }
+
+    /// A slot just popped off the top was the newest of its chain: the
+    /// chain now starts at its link.
+    #[inline]
+    fn leave_chain(&mut self, slot: &Slot) {
+        let (older, function) = if slot.stamp & SIDE != 0 {
+            self.side.remove(&slot.stamp()).unwrap_or((NIL, NIL))
+        } else if slot.callback.has_free_word() {
+            slot.callback.free_word_links()
+        } else {
+            return;
+        };
+        if let Some(function) = self.functions.get_mut(function as usize) {
+            function.newest = older;
+        }
+    }
+
+    /// After a removal: pops the removed places on top, compacts when
+    /// places outnumber pending handlers, gives the storage back when
+    /// nothing is pending.
+    fn tidy(&mut self) {
+        while self
+            .slots
+            .last()
+            .is_some_and(|slot| slot.callback.is_removed())
+        {
+            if let Some(slot) = self.slots.pop() {
+                self.leave_chain(&slot);
+            }
+        }
+        let places = self.slots.len() - self.live;
+        if places > self.live && places > KEEP_SLOTS {
+            self.compact();
+        }
+        self.shrink_if_empty();
+    }
+
+    /// Drops every removed place and threads the chains again through the
+    /// new indices. Slots keep their order, so stamps still grow along the
+    /// vector and moved tickets are found by `find`'s search.
+    fn compact(&mut self) {
+        let Store {
+            slots,
+            functions,
+            side,
+            ..
+        } = self;
+        slots.retain(|slot| {
+            let keep = !slot.callback.is_removed();
+            if !keep && slot.stamp & SIDE != 0 {
+                side.remove(&slot.stamp());
+            }
+            keep
+        });
+        for function in functions.iter_mut() {
+            function.newest = NIL;
+        }
+        for (index, slot) in slots.iter_mut().enumerate() {
+            let function = if slot.stamp & SIDE != 0 {
+                side.get(&slot.stamp()).map_or(NIL, |link| link.1)
+            } else if slot.callback.has_free_word() {
+                slot.callback.free_word_links().1
+            } else {
+                continue;
+            };
+            let Some(entry) = functions.get_mut(function as usize) else {
+                continue;
+            };
+            let older = mem::replace(&mut entry.newest, index as u32);
+            if slot.stamp & SIDE != 0 {
+                side.insert(slot.stamp(), (older, function));
+            } else {
+                slot.callback.set_free_word_links(older, function);
+            }
+        }
+        if slots.capacity() > 4 * slots.len().max(KEEP_SLOTS) {
+            slots.shrink_to(2 * slots.len());
         }
     }
 
     /// Gives the storage back once nothing is pending, so that memory stays
     /// proportional to what is live rather than to what once was.
     pub(crate) fn shrink_if_empty(&mut self) {
-        if self.live == 0 && self.slots.len() > KEEP_SLOTS {
+        if self.live != 0 {
+            return;
+        }
+        // Only removed places can be left: nothing to drop.
+        self.slots.clear();
+        self.side.clear();
+        self.meta.clear();
+        for function in &mut self.functions {
+            function.newest = NIL;
+        }
+        if self.slots.capacity() > KEEP_SLOTS || self.functions.len() > KEEP_SLOTS {
             self.slots = Vec::new();
-            self.free = NIL;
-            self.newest = NIL;
-            self.keys = FastMap::default();
-            self.last_key = None;
+            self.functions = Vec::new();
+            self.function_ids = FastMap::default();
+            self.last_function = None;
             self.side = FastMap::default();
-            self.sites = Vec::new();
-            self.site_ids = FastMap::default();
-            self.last_site = None;
             self.meta = FastMap::default();
         }
     }
@@ -553,18 +530,117 @@ mod tests {
         let mut store = Store::new();
         let first = store.insert(make(1), here(), None, None);
         let middle = store.insert(make(2), here(), None, None);
-        store.insert(make(3), here(), None, None);
+        let top = store.insert(make(3), here(), None, None);
         assert!(store.contains(middle));
         assert!(store.remove(middle).is_some());
         assert!(!store.contains(middle));
         assert!(store.remove(middle).is_none());
-        // The freed slot is reused; the old ticket must not reach the newcomer.
+        // Removing the top pops the places under it too: the next
+        // registration reuses the middle's index, and the old ticket must
+        // not reach the newcomer.
+        assert!(store.remove(top).is_some());
+        assert_eq!(store.slots.len(), 1);
         let reused = store.insert(make(4), here(), None, None);
         assert_eq!(reused.index, middle.index);
         assert!(store.remove(middle).is_none());
         assert!(store.contains(first));
         run_all(&mut store);
-        assert_eq!(*log.lock().unwrap(), vec![4, 3, 1]);
+        assert_eq!(*log.lock().unwrap(), vec![4, 1]);
+    }
+
+    #[test]
+    fn compaction_keeps_order_tickets_and_function_chains() {
+        let (log, make) = recorder();
+        let mut store = Store::new();
+        let a = Some(TypeId::of::<KeyA>());
+        fn item() {}
+        // Every third handler is kept; the rest are removed from the
+        // middle, which leaves places until they outnumber the pending.
+        let mut tickets = Vec::new();
+        for n in 0..600 {
+            let callback = if n % 2 == 0 {
+                make(n)
+            } else {
+                Callback::new(item)
+            };
+            let key = if n % 2 == 0 { None } else { a };
+            tickets.push(store.insert(callback, here(), key, None));
+        }
+        let top = store.insert(make(1000), here(), None, None);
+        for n in (0..600).filter(|n| n % 3 != 0) {
+            assert!(store.remove(tickets[n]).is_some(), "{n}");
+        }
+        assert_eq!(store.len(), 201);
+        assert!(store.slots.len() < 600, "compacted");
+        // Tickets of moved slots still find them; removed ones stay dead.
+        for (n, ticket) in tickets.iter().enumerate() {
+            assert_eq!(store.contains(*ticket), n % 3 == 0, "{n}");
+        }
+        assert!(store.contains(top));
+        assert!(store.remove(tickets[300]).is_some());
+        assert!(store.remove(tickets[300]).is_none());
+        // A's chain was threaded again: it finds exactly A's pending ones
+        // (odd multiples of 3, less 300's neighbour 303 removed below).
+        assert!(store.remove(tickets[303]).is_some());
+        let mut out = Vec::new();
+        let expected = (0..600)
+            .filter(|n| n % 3 == 0 && n % 2 == 1 && *n != 303)
+            .count();
+        assert_eq!(
+            store.remove_function(TypeId::of::<KeyA>(), &mut out),
+            expected
+        );
+        drop(out);
+        run_all(&mut store);
+        let mut ran: Vec<u32> = (0..600).filter(|n| n % 6 == 0 && *n != 300).collect();
+        ran.push(1000);
+        ran.reverse();
+        assert_eq!(*log.lock().unwrap(), ran);
+    }
+
+    #[test]
+    fn the_run_moves_a_chain_to_its_older_slots() {
+        let (log, make) = recorder();
+        let mut store = Store::new();
+        let a = Some(TypeId::of::<KeyA>());
+        static CALLS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        fn item() {
+            CALLS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+        store.insert(Callback::new(item), here(), a, None);
+        store.insert(make(1), here(), None, None);
+        let removed = store.insert(Callback::new(item), here(), a, None);
+        store.insert(Callback::new(item), here(), a, None);
+        assert!(store.remove(removed).is_some());
+        // The newest A runs; the removed place under the next handler stays
+        // on A's chain, and the chain must now start below the popped one.
+        store.pop_newest().unwrap().callback.call();
+        store.insert(make(2), here(), None, None);
+        let mut out = Vec::new();
+        assert_eq!(store.remove_function(TypeId::of::<KeyA>(), &mut out), 1);
+        drop(out);
+        run_all(&mut store);
+        assert_eq!(CALLS.load(std::sync::atomic::Ordering::SeqCst), 1);
+        assert_eq!(*log.lock().unwrap(), vec![2, 1]);
+    }
+
+    #[test]
+    fn keyed_callbacks_with_data_keep_links_aside() {
+        let (log, make) = recorder();
+        let mut store = Store::new();
+        let a = Some(TypeId::of::<KeyA>());
+        let first = store.insert(make(1), here(), a, None);
+        store.insert(make(2), here(), None, None);
+        store.insert(make(3), here(), a, None);
+        assert_eq!(store.side.len(), 2);
+        assert!(store.remove(first).is_some());
+        store.pop_newest().unwrap().callback.call();
+        let mut out = Vec::new();
+        assert_eq!(store.remove_function(TypeId::of::<KeyA>(), &mut out), 0);
+        drop(out);
+        run_all(&mut store);
+        assert!(store.side.is_empty());
+        assert_eq!(*log.lock().unwrap(), vec![3, 2]);
     }
 
     #[test]

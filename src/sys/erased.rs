@@ -5,7 +5,7 @@
 //! with captures. Here a closure of at most one word (an `Arc`, a `u64`, a
 //! reference) lives in the data word itself; only larger ones are boxed. A
 //! zero-sized closure (a function item) leaves the word unused, and the
-//! handler store keeps its per-function list links there (see `store`).
+//! handler store keeps its per-function list link there (see `store`).
 
 use std::mem::{align_of, size_of, ManuallyDrop, MaybeUninit};
 use std::ptr;
@@ -23,8 +23,9 @@ enum Kind {
     ZeroSized,
     /// A boxed closure: the word is the box.
     Boxed,
-    /// No closure at all: a list header of the store, links in the word.
-    Header,
+    /// No closure at all: the place of a removed handler in the store,
+    /// which may still hold its list link in the word.
+    Removed,
 }
 
 struct Table {
@@ -55,10 +56,10 @@ impl<F: FnOnce() + Send + 'static> Tables<F> {
     };
 }
 
-static HEADER: Table = Table {
+static REMOVED: Table = Table {
     call: nothing,
     drop: nothing,
-    kind: Kind::Header,
+    kind: Kind::Removed,
 };
 
 fn nothing(_: Word) {}
@@ -100,7 +101,7 @@ pub(crate) struct Callback {
 }
 
 // SAFETY: a `Callback` owns a closure that was `Send` when it went in (or
-// nothing, for a header); the table is immutable static data.
+// nothing, for a removed one); the table is immutable static data.
 unsafe impl Send for Callback {}
 
 impl Callback {
@@ -124,36 +125,37 @@ impl Callback {
         }
     }
 
-    /// A list header for the store: no closure, links in the word.
-    pub(crate) fn header() -> Callback {
+    /// What stays in the store where this callback was: no closure, and
+    /// the same two numbers if the word is free, else both `u32::MAX`
+    /// ("none").
+    pub(crate) fn removed_in_place(&self) -> Callback {
+        let word = if self.has_free_word() {
+            self.word
+        } else {
+            Word::new(ptr::without_provenance_mut(usize::MAX))
+        };
         Callback {
-            table: &HEADER,
-            word: Word::new(ptr::null_mut()),
+            table: &REMOVED,
+            word,
         }
     }
 
-    /// Whether this is a list header rather than a handler.
-    pub(crate) fn is_header(&self) -> bool {
-        self.table.kind == Kind::Header
+    /// Whether this is the place of a removed handler rather than a handler.
+    #[inline]
+    pub(crate) fn is_removed(&self) -> bool {
+        self.table.kind == Kind::Removed
     }
 
     /// Whether the word is free to hold links (a zero-sized closure or a
-    /// header).
+    /// removed handler's place).
+    #[inline]
     pub(crate) fn has_free_word(&self) -> bool {
         // Two 32-bit links need a 64-bit word; elsewhere the store keeps
         // every link in its side map.
-        size_of::<Word>() >= 8 && matches!(self.table.kind, Kind::ZeroSized | Kind::Header)
+        size_of::<Word>() >= 8 && matches!(self.table.kind, Kind::ZeroSized | Kind::Removed)
     }
 
-    /// Stores two links in a free word; does nothing to other callbacks.
-    pub(crate) fn set_links(&mut self, newer: u32, older: u32) {
-        if self.has_free_word() {
-            let packed = (u64::from(newer) << 32) | u64::from(older);
-            self.word = Word::new(ptr::without_provenance_mut(packed as usize));
-        }
-    }
-
-    /// The links of a callback whose word is known to be free.
+    /// The two numbers kept in a word known to be free.
     #[inline]
     pub(crate) fn free_word_links(&self) -> (u32, u32) {
         debug_assert!(self.has_free_word());
@@ -161,17 +163,17 @@ impl Callback {
         ((packed >> 32) as u32, packed as u32)
     }
 
-    /// Sets the links of a callback whose word is known to be free.
+    /// Keeps two numbers in a word known to be free.
     #[inline]
-    pub(crate) fn set_free_word_links(&mut self, newer: u32, older: u32) {
+    pub(crate) fn set_free_word_links(&mut self, first: u32, second: u32) {
         debug_assert!(self.has_free_word());
-        let packed = (u64::from(newer) << 32) | u64::from(older);
+        let packed = (u64::from(first) << 32) | u64::from(second);
         self.word = Word::new(ptr::without_provenance_mut(packed as usize));
     }
 
     fn word_address(&self) -> usize {
-        // SAFETY: only called on free words, which `new`, `header` and
-        // `set_links` always initialise (a zero-sized closure writes no
+        // SAFETY: only called on free words, which `new`, `removed_in_place`
+        // and `set_free_word_links` always initialise (a zero-sized closure writes no
         // bytes over the null that `new` put first).
         unsafe { self.word.assume_init() }.addr()
     }
@@ -239,23 +241,34 @@ mod tests {
         let mut zero_sized = Callback::new(item);
         assert!(zero_sized.has_free_word());
         assert_eq!(zero_sized.free_word_links(), (0, 0));
-        zero_sized.set_links(7, u32::MAX);
+        zero_sized.set_free_word_links(7, u32::MAX);
         assert_eq!(zero_sized.free_word_links(), (7, u32::MAX));
         zero_sized.call();
         assert_eq!(CALLS.load(Ordering::SeqCst), 1);
     }
 
     #[test]
-    fn only_free_words_hold_links() {
-        let (_count, inline) = counted();
-        let mut inline = Callback::new(inline);
-        inline.set_links(1, 2);
+    fn a_removed_place_keeps_only_free_words() {
+        let (count, inline) = counted();
+        let inline = Callback::new(inline);
         assert!(!inline.has_free_word());
+        let place = inline.removed_in_place();
+        assert!(place.is_removed() && !inline.is_removed());
+        assert_eq!(
+            place.free_word_links(),
+            (u32::MAX, u32::MAX),
+            "the closure's bytes are not kept"
+        );
+        drop(place);
         inline.call();
-        let mut header = Callback::header();
-        assert!(header.is_header());
-        header.set_links(3, 4);
-        assert_eq!(header.free_word_links(), (3, 4));
+        assert_eq!(count.load(Ordering::SeqCst), 1);
+
+        fn item() {}
+        let mut zero_sized = Callback::new(item);
+        zero_sized.set_free_word_links(3, 4);
+        let place = zero_sized.removed_in_place();
+        assert!(place.is_removed());
+        assert_eq!(place.free_word_links(), (3, 4));
     }
 
     #[test]
