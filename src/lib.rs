@@ -317,12 +317,11 @@ pub fn register<F>(f: F) -> Handle
 where
     F: FnOnce() + Send + 'static,
 {
-    exit_hook::register(
-        Callback::new(f),
-        Location::caller(),
-        registry::function_key::<F>(),
-        None,
-    )
+    // Decided at compile time: `F` is zero-sized or not.
+    match registry::function_key::<F>() {
+        Some(key) => exit_hook::register_function(Callback::new(f), Location::caller(), key),
+        None => exit_hook::register_closure(Callback::new(f), Location::caller()),
+    }
 }
 
 /// Registers `func` to be called with `args` at exit; Python's

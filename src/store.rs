@@ -35,11 +35,19 @@ pub(crate) type Site = &'static Location<'static>;
 /// "No slot" (the end of a chain), or "no function".
 const NIL: u32 = u32::MAX;
 
-/// Set in `Slot::stamp` when the slot's chain link is in `Store::side`.
-const SIDE: u64 = 1 << 63;
-/// Set in `Slot::stamp` when the slot has a `Meta` in `Store::meta`.
-const META: u64 = 1 << 62;
-const FLAGS: u64 = SIDE | META;
+/// Flags kept in the top bits of `Slot::stamp`, so that the run's fast
+/// path decides everything from one word.
+///
+/// The slot is on its function's chain, with the link in its callback's
+/// free word.
+const CHAINED: u64 = 1 << 63;
+/// The slot is on its function's chain, with the link in `Store::side`.
+const SIDE: u64 = 1 << 62;
+/// The slot has a `Meta` in `Store::meta`.
+const META: u64 = 1 << 61;
+/// The slot is the place of a removed handler.
+const REMOVED: u64 = 1 << 60;
+const FLAGS: u64 = CHAINED | SIDE | META | REMOVED;
 
 /// Stores keep their storage while they are this small, so that a
 /// register/unregister pair on an empty store does not allocate each time;
@@ -72,18 +80,22 @@ pub(crate) struct Popped {
 }
 
 /// One entry, 32 bytes on 64-bit targets: a pending handler or the place of
-/// a removed one (`Callback::is_removed`).
+/// a removed one (`REMOVED`).
 struct Slot {
     callback: Callback,
     site: Site,
-    /// The registration's stamp (below bit 62; 2^62 registrations never
-    /// wrap), with the `SIDE` and `META` flags.
+    /// The registration's stamp (below bit 60; 2^60 registrations never
+    /// wrap), with the flags above it.
     stamp: u64,
 }
 
 impl Slot {
     fn stamp(&self) -> u64 {
         self.stamp & !FLAGS
+    }
+
+    fn is_removed(&self) -> bool {
+        self.stamp & REMOVED != 0
     }
 }
 
@@ -124,8 +136,9 @@ fn too_many() -> ! {
 #[derive(Default)]
 pub(crate) struct Store {
     slots: Vec<Slot>,
-    /// Pending handlers: `slots` less the removed places.
-    live: usize,
+    /// Removed places in `slots` (the rest are pending): the hot paths,
+    /// pushing and popping pending slots, leave it alone.
+    places: usize,
     /// Survives `shrink_if_empty`, so old tickets never match new slots.
     next_stamp: u64,
     functions: Vec<Function>,
@@ -145,7 +158,7 @@ impl Store {
     pub(crate) const fn new() -> Self {
         Store {
             slots: Vec::new(),
-            live: 0,
+            places: 0,
             next_stamp: 0,
             functions: Vec::new(),
             function_ids: HashMap::with_hasher(BuildHasherDefault::new()),
@@ -157,64 +170,128 @@ impl Store {
 
     /// How many handlers are pending.
     pub(crate) fn len(&self) -> usize {
-        self.live
+        self.slots.len() - self.places
     }
 
     /// Adds a handler as the newest. `key` is the function type for
     /// zero-sized callables, so that `remove_function` can find it.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn insert(
+        &mut self,
+        callback: Callback,
+        site: Site,
+        key: Option<TypeId>,
+        meta: Option<Box<Meta>>,
+    ) -> Ticket {
+        self.insert_as(callback, site, key, meta, None)
+    }
+
+    /// `insert` of a zero-sized callable (a function item) without meta:
+    /// the most common registration, with what it need not check left out.
+    #[inline(always)]
+    pub(crate) fn insert_function(
+        &mut self,
+        callback: Callback,
+        site: Site,
+        key: TypeId,
+    ) -> Ticket {
+        let free_word = Callback::ZERO_SIZED_WORD_IS_FREE;
+        debug_assert_eq!(callback.has_free_word(), free_word);
+        self.insert_as(callback, site, Some(key), None, Some(free_word))
+    }
+
+    /// The common cases (no key, or a function item registered right after
+    /// another registration of the same function) stay inline; the rest is
+    /// out of line. `free_word` is `callback.has_free_word()` when the
+    /// caller knows it.
+    #[inline(always)]
+    fn insert_as(
         &mut self,
         mut callback: Callback,
         site: Site,
         key: Option<TypeId>,
         meta: Option<Box<Meta>>,
+        free_word: Option<bool>,
     ) -> Ticket {
-        let index = self.slots.len();
-        if index >= NIL as usize {
-            too_many();
+        if self.slots.len() == self.slots.capacity() {
+            self.grow();
         }
-        let index = index as u32;
+        let index = self.slots.len() as u32;
         let stamp = self.next_stamp;
-        self.next_stamp += 1;
         let mut flagged = stamp;
-        match key {
-            Some(type_id) => {
-                let function = self.function_of(type_id);
-                let older = mem::replace(&mut self.functions[function as usize].newest, index);
-                if callback.has_free_word() {
-                    callback.set_free_word_links(older, function);
-                } else {
-                    flagged |= SIDE;
-                    self.side.insert(stamp, (older, function));
+        if let Some(type_id) = key {
+            let free_word = free_word.unwrap_or_else(|| callback.has_free_word());
+            let (flag, link) = match self.last_function {
+                Some((last, function)) if last == type_id && free_word => {
+                    let older = mem::replace(&mut self.functions[function as usize].newest, index);
+                    (CHAINED, (older, function))
                 }
+                _ => self.chain_uncommon(free_word, type_id, index, stamp),
+            };
+            if flag == CHAINED {
+                callback.set_free_word_links(link.0, link.1);
             }
-            None if callback.has_free_word() => callback.set_free_word_links(NIL, NIL),
-            None => {}
+            flagged |= flag;
         }
         if let Some(meta) = meta {
-            flagged |= META;
-            self.meta.insert(stamp, meta);
+            flagged |= self.add_meta(stamp, meta);
         }
         self.slots.push(Slot {
             callback,
             site,
             stamp: flagged,
         });
-        self.live += 1;
+        self.next_stamp = stamp + 1;
         Ticket { index, stamp }
+    }
+
+    /// Makes room for one more slot, refusing the one that would need an
+    /// index of `NIL`.
+    #[cold]
+    fn grow(&mut self) {
+        if self.slots.len() >= NIL as usize {
+            too_many();
+        }
+        self.slots.reserve(1);
+    }
+
+    /// Puts the slot about to be stored at `index` at the start of
+    /// `type_id`'s chain; returns the flag to add to its stamp and, for
+    /// `CHAINED`, the link to put in its free word.
+    #[cold]
+    fn chain_uncommon(
+        &mut self,
+        free_word: bool,
+        type_id: TypeId,
+        index: u32,
+        stamp: u64,
+    ) -> (u64, (u32, u32)) {
+        let function = self.function_of(type_id);
+        let older = mem::replace(&mut self.functions[function as usize].newest, index);
+        if free_word {
+            (CHAINED, (older, function))
+        } else {
+            self.side.insert(stamp, (older, function));
+            (SIDE, (NIL, NIL))
+        }
+    }
+
+    #[cold]
+    fn add_meta(&mut self, stamp: u64, meta: Box<Meta>) -> u64 {
+        self.meta.insert(stamp, meta);
+        META
     }
 
     /// Whether `ticket` names a handler that is still pending.
     pub(crate) fn contains(&self, ticket: Ticket) -> bool {
         self.find(ticket)
-            .is_some_and(|index| !self.slots[index].callback.is_removed())
+            .is_some_and(|index| !self.slots[index].is_removed())
     }
 
     /// Removes the handler `ticket` names, if it is still pending.
     pub(crate) fn remove(&mut self, ticket: Ticket) -> Option<Callback> {
         let index = self.find(ticket)?;
-        if self.slots[index].callback.is_removed() {
+        if self.slots[index].is_removed() {
             return None;
         }
         let callback = self.remove_in_place(index);
@@ -232,16 +309,12 @@ impl Store {
         let mut removed = 0;
         let mut index = mem::replace(&mut self.functions[function as usize].newest, NIL);
         while index != NIL {
-            let (older, _) = self.take_link(index as usize);
-            if !self.slots[index as usize].callback.is_removed() {
+            // Off the chain (which is now empty): popping this slot later
+            // must not move the chain's start.
+            let older = self.unchain(index as usize).0;
+            if !self.slots[index as usize].is_removed() {
                 out.push(self.remove_in_place(index as usize));
                 removed += 1;
-            }
-            // Off the chain now: popping this place must not move the
-            // chain's start, which is already empty.
-            let place = &mut self.slots[index as usize].callback;
-            if place.has_free_word() {
-                place.set_free_word_links(NIL, NIL);
             }
             index = older;
         }
@@ -252,12 +325,46 @@ impl Store {
     /// Takes the newest pending handler out, to be run. The storage is
     /// kept (freeing it here would cost the last handler of a large run the
     /// unmapping of the slab): call `shrink_if_empty` after the run.
-    #[inline]
     pub(crate) fn pop_newest(&mut self) -> Option<Popped> {
+        match self.pop_plain() {
+            Some((callback, site)) => Some(Popped {
+                callback,
+                site,
+                meta: None,
+            }),
+            None => self.pop_uncommon(),
+        }
+    }
+
+    /// The newest slot's callback and site if it is a pending handler with
+    /// no meta and no side link; `None` leaves the store as it was. The
+    /// exit run's fast path: one slot, no map.
+    #[inline(always)]
+    pub(crate) fn pop_plain(&mut self) -> Option<(Callback, Site)> {
+        let newest = self.slots.last()?;
+        if newest.stamp & (FLAGS & !CHAINED) != 0 {
+            return None;
+        }
+        let slot = self.slots.pop()?;
+        if slot.stamp & CHAINED != 0 {
+            // The newest slot of the store is the newest of its chain.
+            let (older, function) = slot.callback.free_word_links();
+            if let Some(function) = self.functions.get_mut(function as usize) {
+                function.newest = older;
+            }
+        }
+        Some((slot.callback, slot.site))
+    }
+
+    /// `pop_newest` when the newest slot has a side link or a meta, or is
+    /// a removed place (then the pending one under it is taken).
+    #[cold]
+    pub(crate) fn pop_uncommon(&mut self) -> Option<Popped> {
         loop {
             let slot = self.slots.pop()?;
             self.leave_chain(&slot);
-            if slot.callback.is_removed() {
+            if slot.is_removed() {
+                self.places -= 1;
                 continue;
             }
             let meta = if slot.stamp & META == 0 {
@@ -265,7 +372,6 @@ impl Store {
             } else {
                 self.meta.remove(&slot.stamp())
             };
-            self.live -= 1;
             return Some(Popped {
                 callback: slot.callback,
                 site: slot.site,
@@ -276,7 +382,7 @@ impl Store {
 
     /// Removes everything, newest first, appending the callbacks to `out`.
     pub(crate) fn drain_into(&mut self, out: &mut Vec<Callback>) {
-        out.reserve(self.live);
+        out.reserve(self.len());
         while let Some(popped) = self.pop_newest() {
             out.push(popped.callback);
         }
@@ -289,24 +395,18 @@ impl Store {
         self.slots
             .iter()
             .rev()
-            .filter(|slot| !slot.callback.is_removed())
+            .filter(|slot| !slot.is_removed())
             .map(|slot| slot.site)
             .collect()
     }
 
     /// The index of `type_id` in `functions`, added on first use.
-    #[inline]
     fn function_of(&mut self, type_id: TypeId) -> u32 {
         if let Some((last, function)) = self.last_function {
             if last == type_id {
                 return function;
             }
         }
-        self.function_of_slow(type_id)
-    }
-
-    #[cold]
-    fn function_of_slow(&mut self, type_id: TypeId) -> u32 {
         let next = self.functions.len() as u32;
         let function = *self.function_ids.entry(type_id).or_insert(next);
         if function == next {
@@ -346,26 +446,27 @@ impl Store {
         let slot = &mut self.slots[index];
         let place = slot.callback.removed_in_place();
         let callback = mem::replace(&mut slot.callback, place);
-        if slot.stamp & META != 0 {
-            slot.stamp &= !META;
+        let meta = slot.stamp & META != 0;
+        slot.stamp = (slot.stamp & !META) | REMOVED;
+        if meta {
             let stamp = slot.stamp();
             self.meta.remove(&stamp);
         }
-        self.live -= 1;
+        self.places += 1;
         callback
     }
 
-    /// The chain link (older slot, function) of slot `index`, taken out of
-    /// the side map if it is there; `(NIL, NIL)` for a slot on no chain.
-    fn take_link(&mut self, index: usize) -> (u32, u32) {
+    /// The chain link (older slot, function) of slot `index`, which leaves
+    /// its chain; `(NIL, NIL)` for a slot on no chain.
+    fn unchain(&mut self, index: usize) -> (u32, u32) {
         let slot = &mut self.slots[index];
-        if slot.stamp & SIDE != 0 {
-            slot.stamp &= !SIDE;
-            let stamp = slot.stamp();
-            return self.side.remove(&stamp).unwrap_or((NIL, NIL));
-        }
-        if slot.callback.has_free_word() {
+        let flags = slot.stamp;
+        slot.stamp &= !(CHAINED | SIDE);
+        if flags & CHAINED != 0 {
             slot.callback.free_word_links()
+        } else if flags & SIDE != 0 {
+            let stamp = slot.stamp();
+            self.side.remove(&stamp).unwrap_or((NIL, NIL))
         } else {
             (NIL, NIL)
         }
@@ -373,12 +474,11 @@ impl Store {
 
     /// A slot just popped off the top was the newest of its chain: the
     /// chain now starts at its link.
-    #[inline]
     fn leave_chain(&mut self, slot: &Slot) {
-        let (older, function) = if slot.stamp & SIDE != 0 {
-            self.side.remove(&slot.stamp()).unwrap_or((NIL, NIL))
-        } else if slot.callback.has_free_word() {
+        let (older, function) = if slot.stamp & CHAINED != 0 {
             slot.callback.free_word_links()
+        } else if slot.stamp & SIDE != 0 {
+            self.side.remove(&slot.stamp()).unwrap_or((NIL, NIL))
         } else {
             return;
         };
@@ -391,17 +491,13 @@ impl Store {
     /// places outnumber pending handlers, gives the storage back when
     /// nothing is pending.
     fn tidy(&mut self) {
-        while self
-            .slots
-            .last()
-            .is_some_and(|slot| slot.callback.is_removed())
-        {
+        while self.slots.last().is_some_and(Slot::is_removed) {
             if let Some(slot) = self.slots.pop() {
                 self.leave_chain(&slot);
+                self.places -= 1;
             }
         }
-        let places = self.slots.len() - self.live;
-        if places > self.live && places > KEEP_SLOTS {
+        if self.places > self.len() && self.places > KEEP_SLOTS {
             self.compact();
         }
         self.shrink_if_empty();
@@ -413,25 +509,26 @@ impl Store {
     fn compact(&mut self) {
         let Store {
             slots,
+            places,
             functions,
             side,
             ..
         } = self;
+        *places = 0;
         slots.retain(|slot| {
-            let keep = !slot.callback.is_removed();
-            if !keep && slot.stamp & SIDE != 0 {
+            if slot.is_removed() && slot.stamp & SIDE != 0 {
                 side.remove(&slot.stamp());
             }
-            keep
+            !slot.is_removed()
         });
         for function in functions.iter_mut() {
             function.newest = NIL;
         }
         for (index, slot) in slots.iter_mut().enumerate() {
-            let function = if slot.stamp & SIDE != 0 {
-                side.get(&slot.stamp()).map_or(NIL, |link| link.1)
-            } else if slot.callback.has_free_word() {
+            let function = if slot.stamp & CHAINED != 0 {
                 slot.callback.free_word_links().1
+            } else if slot.stamp & SIDE != 0 {
+                side.get(&slot.stamp()).map_or(NIL, |link| link.1)
             } else {
                 continue;
             };
@@ -439,10 +536,10 @@ impl Store {
                 continue;
             };
             let older = mem::replace(&mut entry.newest, index as u32);
-            if slot.stamp & SIDE != 0 {
-                side.insert(slot.stamp(), (older, function));
-            } else {
+            if slot.stamp & CHAINED != 0 {
                 slot.callback.set_free_word_links(older, function);
+            } else {
+                side.insert(slot.stamp(), (older, function));
             }
         }
         if slots.capacity() > 4 * slots.len().max(KEEP_SLOTS) {
@@ -453,11 +550,12 @@ impl Store {
     /// Gives the storage back once nothing is pending, so that memory stays
     /// proportional to what is live rather than to what once was.
     pub(crate) fn shrink_if_empty(&mut self) {
-        if self.live != 0 {
+        if self.len() != 0 {
             return;
         }
         // Only removed places can be left: nothing to drop.
         self.slots.clear();
+        self.places = 0;
         self.side.clear();
         self.meta.clear();
         for function in &mut self.functions {

@@ -20,6 +20,30 @@ pub(crate) fn register(
     key: Option<TypeId>,
     meta: Option<Box<Meta>>,
 ) -> Handle {
+    register_inline(callback, site, key, meta)
+}
+
+/// `register` of a function item (`key` its type) without options: the
+/// common case, compiled with what it need not check left out.
+pub(crate) fn register_function(callback: Callback, site: Site, key: TypeId) -> Handle {
+    ensure_armed();
+    let shared = global::shared();
+    let ticket = shared.insert_function(callback, site, key);
+    Handle::in_static(shared, ticket)
+}
+
+/// `register` of a closure with captures, without options.
+pub(crate) fn register_closure(callback: Callback, site: Site) -> Handle {
+    register_inline(callback, site, None, None)
+}
+
+#[inline(always)]
+fn register_inline(
+    callback: Callback,
+    site: Site,
+    key: Option<TypeId>,
+    meta: Option<Box<Meta>>,
+) -> Handle {
     ensure_armed();
     let shared = global::shared();
     let ticket = shared.insert(callback, site, key, meta);

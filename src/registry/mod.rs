@@ -10,7 +10,7 @@ use std::any::TypeId;
 use std::mem::size_of;
 use std::sync::{Arc, Weak};
 
-use crate::store::{Callback, Meta, Popped, Site, Store, Ticket};
+use crate::store::{Callback, Meta, Site, Store, Ticket};
 use crate::sys::{Guard, HeldAcrossFork, Lock};
 
 pub use handle::Handle;
@@ -52,6 +52,7 @@ impl Shared {
         self.lock().shrink_if_empty();
     }
 
+    #[inline(always)]
     pub(crate) fn insert(
         &self,
         callback: Callback,
@@ -60,6 +61,12 @@ impl Shared {
         meta: Option<Box<Meta>>,
     ) -> Ticket {
         self.lock().insert(callback, site, key, meta)
+    }
+
+    /// `insert` of a function item without options (`Store::insert_function`).
+    #[inline(always)]
+    pub(crate) fn insert_function(&self, callback: Callback, site: Site, key: TypeId) -> Ticket {
+        self.lock().insert_function(callback, site, key)
     }
 
     pub(crate) fn remove(&self, ticket: Ticket) -> bool {
@@ -89,10 +96,6 @@ impl Shared {
         let mut removed = Vec::new();
         self.lock().drain_into(&mut removed);
         drop(removed);
-    }
-
-    pub(crate) fn pop(&self) -> Option<Popped> {
-        self.lock().pop_newest()
     }
 }
 

@@ -10,13 +10,14 @@
 //! [`Observer`]; the run itself measures nothing.
 
 use std::any::Any;
+use std::borrow::Cow;
 use std::cell::Cell;
 use std::io::{self, Write};
 use std::panic::{self, AssertUnwindSafe};
 
 use crate::error::{describe, Failure, RunError};
 use crate::registry::Shared;
-use crate::store::{Meta, Popped, Site};
+use crate::store::{Callback, Meta, Site};
 
 thread_local! {
     /// The registry whose handlers this thread is running (its address), so
@@ -108,8 +109,27 @@ fn address(shared: &Shared) -> usize {
 fn run_marked(shared: &Shared, report: Report, observer: &impl Observer) -> Vec<Failure> {
     let outer = RUNNING.replace(address(shared));
     let mut failures = Vec::new();
-    while let Some(popped) = shared.pop() {
-        if let Some(failure) = run_one(popped, report, observer) {
+    loop {
+        let mut store = shared.lock();
+        // The common handler, with nothing to ask the observer first, is
+        // kept to the few instructions of this loop.
+        if let Some((callback, site)) = store.pop_plain() {
+            drop(store);
+            if let Some(failure) = run_plain(callback, site, report, observer) {
+                failures.push(failure);
+            }
+            continue;
+        }
+        let popped = store.pop_uncommon();
+        drop(store);
+        let Some(popped) = popped else {
+            break;
+        };
+        let failure = match popped.meta {
+            None => run_plain(popped.callback, popped.site, report, observer),
+            Some(meta) => run_with_meta(popped.callback, popped.site, *meta, report, observer),
+        };
+        if let Some(failure) = failure {
             failures.push(failure);
         }
     }
@@ -117,28 +137,56 @@ fn run_marked(shared: &Shared, report: Report, observer: &impl Observer) -> Vec<
     failures
 }
 
-fn run_one(popped: Popped, report: Report, observer: &impl Observer) -> Option<Failure> {
-    let Popped {
-        callback,
-        site,
-        meta,
-    } = popped;
-    let name = match meta {
-        Some(meta) => {
-            if !observer.may_run(&meta) {
-                drop_quietly(callback);
-                observer.finished(site, meta.name.as_deref(), Outcome::Skipped);
-                return None;
-            }
-            meta.name
+#[inline(always)]
+fn run_plain(
+    callback: Callback,
+    site: Site,
+    report: Report,
+    observer: &impl Observer,
+) -> Option<Failure> {
+    observer.starting(site, None);
+    match panic::catch_unwind(AssertUnwindSafe(move || callback.call())) {
+        Ok(()) => {
+            observer.finished(site, None, Outcome::Returned);
+            None
         }
-        None => None,
-    };
-    observer.starting(site, name.as_deref());
-    let Err(payload) = panic::catch_unwind(AssertUnwindSafe(move || callback.call())) else {
-        observer.finished(site, name.as_deref(), Outcome::Returned);
+        Err(payload) => Some(panicked(payload, site, None, report, observer)),
+    }
+}
+
+#[inline(never)]
+fn run_with_meta(
+    callback: Callback,
+    site: Site,
+    meta: Meta,
+    report: Report,
+    observer: &impl Observer,
+) -> Option<Failure> {
+    if !observer.may_run(&meta) {
+        drop_quietly(callback);
+        observer.finished(site, meta.name.as_deref(), Outcome::Skipped);
         return None;
-    };
+    }
+    let name = meta.name;
+    observer.starting(site, name.as_deref());
+    match panic::catch_unwind(AssertUnwindSafe(move || callback.call())) {
+        Ok(()) => {
+            observer.finished(site, name.as_deref(), Outcome::Returned);
+            None
+        }
+        Err(payload) => Some(panicked(payload, site, name, report, observer)),
+    }
+}
+
+/// Reports a handler's panic and makes its failure.
+#[cold]
+fn panicked(
+    payload: Box<dyn Any + Send>,
+    site: Site,
+    name: Option<Cow<'static, str>>,
+    report: Report,
+    observer: &impl Observer,
+) -> Failure {
     let failure = Failure::new(payload_text(payload.as_ref()), site, name);
     drop_quietly(payload);
     if report == Report::Stderr {
@@ -150,7 +198,7 @@ fn run_one(popped: Popped, report: Report, observer: &impl Observer) -> Option<F
         );
     }
     observer.finished(site, failure.name(), Outcome::Panicked);
-    Some(failure)
+    failure
 }
 
 /// The text of a panic payload: `&str` and `String` payloads as they are.

@@ -125,6 +125,10 @@ impl Callback {
         }
     }
 
+    /// Whether the word of a zero-sized closure is free to hold links
+    /// (`has_free_word`): on targets with 64-bit words.
+    pub(crate) const ZERO_SIZED_WORD_IS_FREE: bool = size_of::<Word>() >= 8;
+
     /// What stays in the store where this callback was: no closure, and
     /// the same two numbers if the word is free, else both `u32::MAX`
     /// ("none").
@@ -141,8 +145,8 @@ impl Callback {
     }
 
     /// Whether this is the place of a removed handler rather than a handler.
-    #[inline]
-    pub(crate) fn is_removed(&self) -> bool {
+    #[cfg(test)]
+    fn is_removed(&self) -> bool {
         self.table.kind == Kind::Removed
     }
 
@@ -152,7 +156,7 @@ impl Callback {
     pub(crate) fn has_free_word(&self) -> bool {
         // Two 32-bit links need a 64-bit word; elsewhere the store keeps
         // every link in its side map.
-        size_of::<Word>() >= 8 && matches!(self.table.kind, Kind::ZeroSized | Kind::Removed)
+        Self::ZERO_SIZED_WORD_IS_FREE && matches!(self.table.kind, Kind::ZeroSized | Kind::Removed)
     }
 
     /// The two numbers kept in a word known to be free.

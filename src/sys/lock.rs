@@ -53,9 +53,16 @@ impl<T> Lock<T> {
     pub(crate) fn lock(&self) -> Guard<'_, T> {
         // With one thread nobody can contend, and a new thread can only be
         // made by this one, outside the lock (creating it orders our plain
-        // stores before anything the new thread does).
-        if single_threaded() && !self.held.load(Ordering::Relaxed) {
-            self.held.store(true, Ordering::Relaxed);
+        // stores before anything the new thread does): the flag is left
+        // alone, as glibc's own locks do while the process has one thread.
+        // Taking the lock again on the same thread would be a bug of this
+        // crate (no user code runs under it) or a registration from a
+        // signal handler, which is not async-signal-safe; debug builds say so.
+        if single_threaded() {
+            debug_assert!(
+                !self.held.load(Ordering::Relaxed),
+                "atexit: the registry lock was taken twice on one thread"
+            );
         } else {
             self.lock_contended();
         }
