@@ -643,7 +643,7 @@ fn report(
         table.get(&python_arg, "register_ns"),
         ratio(closure_register, c_register),
         "glibc",
-        2.0,
+        1.5,
         nanos,
     );
     let fn_run = table.get(&crate_life(false, false, big), "run_ns_per_handler");
@@ -671,7 +671,7 @@ fn report(
         (
             "instructions per registration of a closure capturing 8 bytes",
             count(Subject::CrateClosure, |each| each.register),
-            2.0,
+            1.5,
         ),
     ] {
         row(
