@@ -3,7 +3,7 @@
 //! kills it with SIGKILL and shows that both are gone.
 //!
 //! ```text
-//! $ cargo run --example guardian_tempdir
+//! $ cargo run --features guardian --example guardian_tempdir
 //! program: temp dir /tmp/guardian-demo-1234, child group 1240, guardian 1238
 //! parent: sent SIGKILL to the program
 //! parent: temp dir gone, child group gone, 2.4ms after the kill

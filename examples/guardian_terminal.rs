@@ -4,7 +4,7 @@
 //! parent kills it with SIGKILL. Run it in a terminal:
 //!
 //! ```text
-//! $ cargo run --example guardian_terminal
+//! $ cargo run --features guardian --example guardian_terminal
 //! parent: terminal settings before: 500:5:bf:8a3b:3:1c:7f:15:4:0:1:0:11:13:1a:0:12:f:17:16:0:0:0:...
 //! program: terminal in raw mode, restoration declared; waiting to be killed
 //! parent: sent SIGKILL to the program

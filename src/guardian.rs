@@ -18,6 +18,8 @@ use crate::sys::guardian::{self as link, Message, MAX_FRAME};
 /// out the actions declared to it, newest first, and exits. After a clean
 /// ending it does nothing and is gone.
 ///
+/// Linux, with the `guardian` feature.
+///
 /// ```no_run
 /// use std::os::unix::process::CommandExt;
 /// use std::process::Command;

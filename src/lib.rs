@@ -165,7 +165,7 @@
 //! `Shutdown` (Unix) turns the first SIGINT/SIGTERM/SIGHUP into a stop
 //! request the program acts on (`requested()` is a plain future); once it
 //! ends, the handlers run and the process dies of that signal. `Guardian`
-//! (Linux) is a separate process that carries out declared cleanup —
+//! (Linux, feature `guardian`) is a separate process that carries out declared cleanup —
 //! removing paths, killing process groups, restoring the terminal, running
 //! a command — when the program ends without finishing its exit run
 //! (SIGKILL, a crash, `abort`).
@@ -201,6 +201,10 @@
 //! - `tokio`: async hooks (`register_async`, `Hook::new_async`,
 //!   `run_async_now`) that run on the tokio runtime they were registered
 //!   from, each within a time bound, built on `tokio` (its `rt` feature).
+//! - `guardian` (Linux): `Guardian`, cleanup carried out by a separate
+//!   process after SIGKILL, a crash or `abort`. No dependency; off by
+//!   default because it puts a constructor before `main` and process and
+//!   file-system code into every program that enables it.
 //!
 //! Without default features the crate depends on `libc` only.
 
@@ -212,7 +216,7 @@
 // README's Architecture section).
 // The public API beside this file: options, joins, `Registry` values,
 // the guardian.
-#[cfg(target_os = "linux")]
+#[cfg(all(target_os = "linux", feature = "guardian"))]
 mod guardian;
 mod hook;
 mod join;
@@ -241,7 +245,7 @@ use crate::store::Callback;
 
 pub use args::Args;
 pub use error::{Error, Failure, RunError};
-#[cfg(target_os = "linux")]
+#[cfg(all(target_os = "linux", feature = "guardian"))]
 pub use guardian::{Guardian, GuardianAction};
 #[cfg(feature = "tokio")]
 pub use hook::{Async, ASYNC_TIMEOUT};

@@ -37,6 +37,7 @@ const PLACES: &[(&str, u32)] = &[
     ("process/ending.rs", 31),
     ("process/reason.rs", 32),
     ("process/observers.rs", 33),
+    ("process/handoff.rs", 34),
     // The registry layer: the run loop and handles over the locked store.
     ("registry/run.rs", 40),
     ("registry/handle.rs", 40),

@@ -4,12 +4,12 @@
 #[cfg(feature = "signal")]
 use std::io::{self, Write};
 #[cfg(feature = "signal")]
-use std::sync::mpsc;
-#[cfg(feature = "signal")]
 use std::thread;
 #[cfg(feature = "signal")]
 use std::time::Duration;
 
+#[cfg(feature = "signal")]
+use crate::process::handoff::handoff;
 use crate::process::reason::ExitReason;
 use crate::sys;
 
@@ -52,15 +52,15 @@ pub(crate) fn park_forever() -> ! {
 /// and a signal must still end the process.
 #[cfg(feature = "signal")]
 pub(crate) fn flush_briefly() {
-    let (done, flushed) = mpsc::channel();
+    let (done, flushed) = handoff();
     let flusher = thread::Builder::new()
         .name("atexit-flush".into())
         .spawn(move || {
             let _ = io::stdout().flush();
             sys::flush_c_stdio();
-            let _ = done.send(());
+            done.give(());
         });
     if flusher.is_ok() {
-        let _ = flushed.recv_timeout(Duration::from_millis(100));
+        let _ = flushed.take_within(Duration::from_millis(100));
     }
 }

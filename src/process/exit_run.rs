@@ -12,9 +12,9 @@
 use std::cell::{Cell, RefCell};
 use std::io::{self, Write};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc;
 
 use crate::process::ending::park_forever;
+use crate::process::handoff::Giver;
 use crate::process::reason::{ExitReason, ReasonCell};
 use crate::process::{c_exit, deadline, failure, global, observers, request, trace};
 use crate::registry::run::{self, Observer, Outcome};
@@ -33,7 +33,7 @@ thread_local! {
     static STAND_IN: Cell<bool> = const { Cell::new(false) };
     /// Where a stand-in sends an exit request. Touched only on stand-in
     /// threads, whose thread-locals are alive, never on the exiting thread.
-    static HAND_TO_OWNER: RefCell<Option<mpsc::Sender<i32>>> = const { RefCell::new(None) };
+    static HAND_TO_OWNER: RefCell<Option<Giver<i32>>> = const { RefCell::new(None) };
     /// The code this thread passed to `atexit::exit`, for C libraries that
     /// do not tell the exit hook the status (all but glibc).
     static EXITING_WITH: Cell<Option<i32>> = const { Cell::new(None) };
@@ -106,7 +106,7 @@ pub(crate) fn owns_exit_run() -> bool {
 
 /// Makes a hook's own thread stand in for the owner of the exit run: an
 /// exit requested there is sent to `owner`, which carries the run on.
-pub(crate) fn stand_in_for_owner(owner: mpsc::Sender<i32>) {
+pub(crate) fn stand_in_for_owner(owner: Giver<i32>) {
     OWNER_HERE.set(true);
     STAND_IN.set(true);
     HAND_TO_OWNER.with(|slot| *slot.borrow_mut() = Some(owner));
@@ -167,7 +167,7 @@ pub(crate) fn exit(code: i32) -> ! {
         // this thread may not).
         let owner = HAND_TO_OWNER.with(|slot| slot.borrow_mut().take());
         if let Some(owner) = owner {
-            let _ = owner.send(code);
+            owner.give(code);
         }
         park_forever();
     }

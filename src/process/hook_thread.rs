@@ -2,10 +2,11 @@
 //! thread of its own, which the run waits for, with fresh thread-locals.
 
 use std::panic;
-use std::sync::{mpsc, Arc, Mutex};
+use std::sync::{Arc, Mutex};
 use std::thread;
 
 use crate::process::exit_run;
+use crate::process::handoff::handoff;
 use crate::registry::run;
 
 /// Runs `f` on a new thread and waits for it, carrying over what this
@@ -17,7 +18,7 @@ pub(crate) fn run_on_new_thread<F: FnOnce() + Send + 'static>(f: F) {
     let slot = Arc::new(Mutex::new(Some(f)));
     let running = run::running_here();
     let owns_exit = exit_run::owns_exit_run();
-    let (exit_request, exit_requested) = mpsc::channel();
+    let (exit_request, exit_requested) = handoff();
     let spawned = {
         let slot = Arc::clone(&slot);
         thread::Builder::new()
@@ -36,9 +37,9 @@ pub(crate) fn run_on_new_thread<F: FnOnce() + Send + 'static>(f: F) {
     };
     match spawned {
         Ok(thread) => {
-            // Every sender is gone once the thread has ended; a code
-            // arrives only if the hook called `atexit::exit`.
-            if let Ok(code) = exit_requested.recv() {
+            // The giver is gone once the thread has ended; a code arrives
+            // only if the hook called `atexit::exit`.
+            if let Some(code) = exit_requested.take() {
                 exit_run::exit(code);
             }
             if let Err(payload) = thread.join() {

@@ -41,3 +41,5 @@ pub(crate) mod ending;
 pub(crate) mod reason;
 // What the guardian learns: the run finished, a child was forked.
 pub(crate) mod observers;
+// One value handed to a waiting thread (instead of an mpsc channel).
+pub(crate) mod handoff;

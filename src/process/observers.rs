@@ -12,8 +12,8 @@ struct Observers {
 static OBSERVERS: OnceLock<Observers> = OnceLock::new();
 
 /// Sets the functions to call; the first call wins. (Only the guardian
-/// observes, and it exists on Linux only.)
-#[cfg_attr(not(target_os = "linux"), allow(dead_code))]
+/// observes: on Linux, with the `guardian` feature.)
+#[cfg_attr(not(all(target_os = "linux", feature = "guardian")), allow(dead_code))]
 pub(crate) fn observe(run_finished: fn(), forked_child: fn()) {
     let _ = OBSERVERS.set(Observers {
         run_finished,

@@ -8,7 +8,7 @@
 #[cfg(all(unix, feature = "signal"))]
 mod arrival;
 mod erased;
-#[cfg(target_os = "linux")]
+#[cfg(all(target_os = "linux", feature = "guardian"))]
 pub(crate) mod guardian;
 mod lock;
 #[cfg(unix)]
