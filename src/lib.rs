@@ -195,7 +195,7 @@
 //! # Features
 //!
 //! - `signal` (default): [`handle_signals`] and [`handle_signals_for`],
-//!   built on `signal-hook`.
+//!   built on `signal-hook-registry`.
 //! - `macros` (default): the `#[atexit::register]` attribute, built on
 //!   `ctor`.
 //! - `tokio`: async hooks (`register_async`, `Hook::new_async`,
@@ -230,6 +230,7 @@ mod registry;
 // Plain data: the ordered store, argument tuples, errors.
 mod args;
 mod error;
+mod sorted_map;
 mod store;
 // The platform calls and the crate's only `unsafe`.
 #[allow(unsafe_code)]

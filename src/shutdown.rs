@@ -10,7 +10,7 @@ use std::time::Duration;
 use libc::c_int;
 
 use crate::error::Error;
-use crate::process::signal::{self, Mode};
+use crate::process::signal;
 use crate::process::{exit_hook, request};
 
 /// A stop request from SIGINT, SIGTERM or SIGHUP (or a chosen set) that the
@@ -72,7 +72,7 @@ impl Shutdown {
     /// handles, [`Error::SignalSetup`] if the system refuses; a refused call
     /// changes nothing.
     pub fn on(signals: &[c_int]) -> Result<Shutdown, Error> {
-        signal::install(signals, Mode::Request)?;
+        signal::install_requests(signals)?;
         // The run at the end must happen, even with no handler registered,
         // for the process to die of the signal.
         exit_hook::ensure_armed();

@@ -22,11 +22,10 @@
 
 use std::any::TypeId;
 use std::borrow::Cow;
-use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
 use std::mem;
 use std::panic::Location;
 
+use crate::sorted_map::SortedMap;
 pub(crate) use crate::sys::Callback;
 
 /// Where a handler was registered: the site `#[track_caller]` recorded.
@@ -106,34 +105,12 @@ struct Function {
     newest: u32,
 }
 
-/// A hasher for keys that are hashes already: `TypeId`s and stamps.
-#[derive(Default)]
-pub(crate) struct IdHasher(u64);
-
-impl Hasher for IdHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for &byte in bytes {
-            self.0 = self.0.rotate_left(8) ^ u64::from(byte);
-        }
-    }
-    fn write_u64(&mut self, value: u64) {
-        // Stamps are consecutive: spread them over the table.
-        self.0 ^= value.wrapping_mul(0x9e37_79b9_7f4a_7c15);
-    }
-}
-
-type FastMap<K, V> = HashMap<K, V, BuildHasherDefault<IdHasher>>;
-
 #[cold]
 fn too_many() -> ! {
     panic!("atexit: more than 4 294 967 294 handlers pending")
 }
 
 /// The handler store. See the module docs for its shape.
-#[derive(Default)]
 pub(crate) struct Store {
     slots: Vec<Slot>,
     /// Removed places in `slots` (the rest are pending): the hot paths,
@@ -143,14 +120,14 @@ pub(crate) struct Store {
     next_stamp: u64,
     functions: Vec<Function>,
     /// Function type -> its index in `functions`.
-    function_ids: FastMap<TypeId, u32>,
+    function_ids: SortedMap<TypeId, u32>,
     /// The last function registered, to skip the map for runs of the same
     /// function.
     last_function: Option<(TypeId, u32)>,
     /// Chain links (older slot, function) of the slots flagged `SIDE`, by
     /// stamp.
-    side: FastMap<u64, (u32, u32)>,
-    meta: FastMap<u64, Box<Meta>>,
+    side: SortedMap<u64, (u32, u32)>,
+    meta: SortedMap<u64, Box<Meta>>,
 }
 
 impl Store {
@@ -161,10 +138,10 @@ impl Store {
             places: 0,
             next_stamp: 0,
             functions: Vec::new(),
-            function_ids: HashMap::with_hasher(BuildHasherDefault::new()),
+            function_ids: SortedMap::new(),
             last_function: None,
-            side: HashMap::with_hasher(BuildHasherDefault::new()),
-            meta: HashMap::with_hasher(BuildHasherDefault::new()),
+            side: SortedMap::new(),
+            meta: SortedMap::new(),
         }
     }
 
@@ -303,7 +280,7 @@ impl Store {
     /// their callbacks to `out`; returns how many. Costs time in proportion
     /// to that function's registrations only.
     pub(crate) fn remove_function(&mut self, key: TypeId, out: &mut Vec<Callback>) -> usize {
-        let Some(&function) = self.function_ids.get(&key) else {
+        let Some(&function) = self.function_ids.get(key) else {
             return 0;
         };
         let mut removed = 0;
@@ -370,7 +347,7 @@ impl Store {
             let meta = if slot.stamp & META == 0 {
                 None
             } else {
-                self.meta.remove(&slot.stamp())
+                self.meta.remove(slot.stamp())
             };
             return Some(Popped {
                 callback: slot.callback,
@@ -407,14 +384,18 @@ impl Store {
                 return function;
             }
         }
-        let next = self.functions.len() as u32;
-        let function = *self.function_ids.entry(type_id).or_insert(next);
-        if function == next {
-            if next == NIL {
-                too_many();
+        let function = match self.function_ids.get(type_id) {
+            Some(&function) => function,
+            None => {
+                let next = self.functions.len() as u32;
+                if next == NIL {
+                    too_many();
+                }
+                self.functions.push(Function { newest: NIL });
+                self.function_ids.insert(type_id, next);
+                next
             }
-            self.functions.push(Function { newest: NIL });
-        }
+        };
         self.last_function = Some((type_id, function));
         function
     }
@@ -450,7 +431,7 @@ impl Store {
         slot.stamp = (slot.stamp & !META) | REMOVED;
         if meta {
             let stamp = slot.stamp();
-            self.meta.remove(&stamp);
+            self.meta.remove(stamp);
         }
         self.places += 1;
         callback
@@ -466,7 +447,7 @@ impl Store {
             slot.callback.free_word_links()
         } else if flags & SIDE != 0 {
             let stamp = slot.stamp();
-            self.side.remove(&stamp).unwrap_or((NIL, NIL))
+            self.side.remove(stamp).unwrap_or((NIL, NIL))
         } else {
             (NIL, NIL)
         }
@@ -478,7 +459,7 @@ impl Store {
         let (older, function) = if slot.stamp & CHAINED != 0 {
             slot.callback.free_word_links()
         } else if slot.stamp & SIDE != 0 {
-            self.side.remove(&slot.stamp()).unwrap_or((NIL, NIL))
+            self.side.remove(slot.stamp()).unwrap_or((NIL, NIL))
         } else {
             return;
         };
@@ -517,7 +498,7 @@ impl Store {
         *places = 0;
         slots.retain(|slot| {
             if slot.is_removed() && slot.stamp & SIDE != 0 {
-                side.remove(&slot.stamp());
+                side.remove(slot.stamp());
             }
             !slot.is_removed()
         });
@@ -528,7 +509,7 @@ impl Store {
             let function = if slot.stamp & CHAINED != 0 {
                 slot.callback.free_word_links().1
             } else if slot.stamp & SIDE != 0 {
-                side.get(&slot.stamp()).map_or(NIL, |link| link.1)
+                side.get(slot.stamp()).map_or(NIL, |link| link.1)
             } else {
                 continue;
             };
@@ -564,10 +545,10 @@ impl Store {
         if self.slots.capacity() > KEEP_SLOTS || self.functions.len() > KEEP_SLOTS {
             self.slots = Vec::new();
             self.functions = Vec::new();
-            self.function_ids = FastMap::default();
+            self.function_ids = SortedMap::new();
             self.last_function = None;
-            self.side = FastMap::default();
-            self.meta = FastMap::default();
+            self.side = SortedMap::new();
+            self.meta = SortedMap::new();
         }
     }
 }

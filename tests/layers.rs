@@ -38,6 +38,7 @@ const PLACES: &[(&str, u32)] = &[
     ("process/reason.rs", 32),
     ("process/observers.rs", 33),
     ("process/handoff.rs", 34),
+    ("process/threads.rs", 34),
     // The registry layer: the run loop and handles over the locked store.
     ("registry/run.rs", 40),
     ("registry/handle.rs", 40),
@@ -46,6 +47,7 @@ const PLACES: &[(&str, u32)] = &[
     ("store.rs", 50),
     ("args.rs", 51),
     ("error.rs", 51),
+    ("sorted_map.rs", 52),
     // The platform and the crate's only `unsafe`.
     ("sys/mod.rs", 60),
     ("sys/arrival.rs", 61),

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use crate::error::describe;
 use crate::process::reason::ExitReason;
-use crate::process::{ending, trace};
+use crate::process::{ending, threads, trace};
 use crate::store::Site;
 
 /// The budget in nanoseconds; `NONE` when unset.
@@ -61,9 +61,10 @@ pub(crate) fn start(reason: ExitReason) {
     let budget = Duration::from_nanos(nanos);
     let end = Instant::now().checked_add(budget);
     WATCHING.store(true, Ordering::Release);
-    let spawned = thread::Builder::new()
-        .name("atexit-deadline".into())
-        .spawn(move || watch(budget, end, reason));
+    let spawned = threads::spawn(
+        "atexit-deadline",
+        Box::new(move || watch(budget, end, reason)),
+    );
     match spawned {
         Ok(handle) => *lock(&WATCHDOG) = Some(handle.thread().clone()),
         Err(err) => {

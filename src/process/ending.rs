@@ -4,13 +4,13 @@
 #[cfg(feature = "signal")]
 use std::io::{self, Write};
 #[cfg(feature = "signal")]
-use std::thread;
-#[cfg(feature = "signal")]
 use std::time::Duration;
 
 #[cfg(feature = "signal")]
 use crate::process::handoff::handoff;
 use crate::process::reason::ExitReason;
+#[cfg(feature = "signal")]
+use crate::process::threads;
 use crate::sys;
 
 /// Ends the process at once with the status `reason` implies, running no
@@ -32,8 +32,8 @@ pub(crate) fn end_without_handlers(reason: ExitReason) -> ! {
 /// Ends the process by `signal` itself, now.
 #[cfg(all(unix, feature = "signal"))]
 pub(crate) fn die_of(signal: i32) -> ! {
-    // Not `signal_hook::low_level::emulate_default_handler`: it refuses
-    // real-time signals, which `handle_signals_for` accepts.
+    // Not signal-hook's `emulate_default_handler`: it refuses real-time
+    // signals, which `handle_signals_for` accepts.
     sys::raise_default(signal);
     // Still alive: the signal did not end the process (blocked elsewhere,
     // or ignored by default). Use the shell's convention for it.
@@ -53,13 +53,14 @@ pub(crate) fn park_forever() -> ! {
 #[cfg(feature = "signal")]
 pub(crate) fn flush_briefly() {
     let (done, flushed) = handoff();
-    let flusher = thread::Builder::new()
-        .name("atexit-flush".into())
-        .spawn(move || {
+    let flusher = threads::spawn(
+        "atexit-flush",
+        Box::new(move || {
             let _ = io::stdout().flush();
             sys::flush_c_stdio();
             done.give(());
-        });
+        }),
+    );
     if flusher.is_ok() {
         let _ = flushed.take_within(Duration::from_millis(100));
     }

@@ -23,7 +23,7 @@ pub(crate) fn ensure_hooks() {
 
 fn before_fork() {
     // Waits for any registration in progress, so the child's copies are whole.
-    let mut held = registry::hold_all_live_across_fork();
+    let mut held = registry::hold_live_across_fork();
     held.push(global::shared().hold_across_fork());
     *HELD.lock() = held;
 }

@@ -3,10 +3,10 @@
 
 use std::panic;
 use std::sync::{Arc, Mutex};
-use std::thread;
 
 use crate::process::exit_run;
 use crate::process::handoff::handoff;
+use crate::process::threads;
 use crate::registry::run;
 
 /// Runs `f` on a new thread and waits for it, carrying over what this
@@ -21,9 +21,9 @@ pub(crate) fn run_on_new_thread<F: FnOnce() + Send + 'static>(f: F) {
     let (exit_request, exit_requested) = handoff();
     let spawned = {
         let slot = Arc::clone(&slot);
-        thread::Builder::new()
-            .name("atexit-hook".into())
-            .spawn(move || {
+        threads::spawn(
+            "atexit-hook",
+            Box::new(move || {
                 run::set_running_here(running);
                 if owns_exit {
                     exit_run::stand_in_for_owner(exit_request);
@@ -33,7 +33,8 @@ pub(crate) fn run_on_new_thread<F: FnOnce() + Send + 'static>(f: F) {
                 if let Some(f) = take(&slot) {
                     f();
                 }
-            })
+            }),
+        )
     };
     match spawned {
         Ok(thread) => {

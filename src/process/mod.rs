@@ -43,3 +43,5 @@ pub(crate) mod reason;
 pub(crate) mod observers;
 // One value handed to a waiting thread (instead of an mpsc channel).
 pub(crate) mod handoff;
+// Starting the crate's own threads.
+pub(crate) mod threads;

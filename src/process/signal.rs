@@ -1,24 +1,23 @@
 //! Running the handlers on SIGINT, SIGTERM, SIGHUP (or a chosen set), then
 //! dying of that same signal.
 //!
-//! The operating system's handler (installed by `signal-hook`) only wakes a
-//! named thread, `atexit-signals`; the handlers run there, never in signal
-//! context.
+//! The operating system's handler (installed through `signal-hook-registry`)
+//! only records the signal and wakes a named thread, `atexit-signals`; the
+//! handlers run there, never in signal context.
 
 use std::io::{self, Write};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::{Mutex, OnceLock};
 use std::thread;
 use std::time::Duration;
 
 use libc::c_int;
-use signal_hook::iterator::{Handle as SignalsHandle, Signals};
 
 use crate::error::Error;
 use crate::process::ending::{die_of, flush_briefly};
 use crate::process::exit_run::{self, Begin};
 use crate::process::reason::ExitReason;
-use crate::process::request;
+use crate::process::{request, threads};
 use crate::sys;
 
 /// What a handled signal does.
@@ -41,7 +40,6 @@ impl Mode {
 }
 
 struct Installed {
-    handle: SignalsHandle,
     signals: Vec<(c_int, Mode)>,
 }
 
@@ -111,8 +109,9 @@ static WINDOW_NANOS: AtomicU64 = AtomicU64::new(COALESCE_WINDOW.as_nanos() as u6
 ///
 /// # Coexistence
 ///
-/// Other `signal-hook` users (tokio's signal support among them) keep
-/// receiving these signals: `signal-hook` calls every registered action.
+/// Other `signal-hook` and `signal-hook-registry` users (tokio's signal
+/// support among them) keep receiving these signals: the registry calls
+/// every registered action.
 /// A library that replaces the process's signal action after this call
 /// (with `sigaction`, as `ctrlc` does) takes the signal away from this crate.
 pub fn handle_signals() -> Result<(), Error> {
@@ -143,8 +142,26 @@ pub fn handle_signals_for(signals: &[c_int]) -> Result<(), Error> {
     install(signals, Mode::Exit)
 }
 
+/// What the first signal of a `Shutdown` set does, once `Shutdown` has
+/// installed one: set by `install_requests` only, so that a program that
+/// never makes a `Shutdown` does not carry the request and grace code.
+static ON_REQUEST: OnceLock<fn(c_int)> = OnceLock::new();
+
+/// `install(signals, Mode::Request)`, for `Shutdown`.
+pub(crate) fn install_requests(signals: &[c_int]) -> Result<(), Error> {
+    ON_REQUEST.get_or_init(|| on_request);
+    install(signals, Mode::Request)
+}
+
+fn on_request(signal: c_int) {
+    request::request(signal);
+    start_grace_period(signal);
+    // Later signals are decided in signal context (`sys::arrival`):
+    // duplicates within the window are ignored, others end the process.
+}
+
 /// Handles `signals` the way `mode` says, all or none of them.
-pub(crate) fn install(signals: &[c_int], mode: Mode) -> Result<(), Error> {
+fn install(signals: &[c_int], mode: Mode) -> Result<(), Error> {
     for &signal in signals {
         check(signal)?;
     }
@@ -175,32 +192,27 @@ pub(crate) fn install(signals: &[c_int], mode: Mode) -> Result<(), Error> {
                 if !installed.signals.iter().any(|&(known, _)| known == signal) {
                     sys::watch_arrivals_of(signal, std::process::id(), &WINDOW_NANOS)
                         .map_err(|err| setup_error(signal, &err))?;
-                    installed
-                        .handle
-                        .add_signal(signal)
-                        .map_err(|err| setup_error(signal, &err))?;
                     installed.signals.push((signal, mode));
                 }
             }
         }
         None => {
+            // The pipe and the thread first, so that a signal arriving as
+            // soon as it is watched finds someone to wake.
+            let wake_up = sys::wake_up_pipe().map_err(|err| setup_error(signals[0], &err))?;
+            threads::spawn(
+                "atexit-signals",
+                Box::new(move || {
+                    wake_up.wait();
+                    on_signal();
+                }),
+            )
+            .map_err(|err| setup_error(signals[0], &err))?;
             for &signal in signals {
                 sys::watch_arrivals_of(signal, std::process::id(), &WINDOW_NANOS)
                     .map_err(|err| setup_error(signal, &err))?;
             }
-            let mut receiver =
-                Signals::new(signals).map_err(|err| setup_error(signals[0], &err))?;
-            let handle = receiver.handle();
-            thread::Builder::new()
-                .name("atexit-signals".into())
-                .spawn(move || {
-                    if let Some(signal) = receiver.forever().next() {
-                        on_signal(signal);
-                    }
-                })
-                .map_err(|err| setup_error(signals[0], &err))?;
             *installed = Some(Installed {
-                handle,
                 signals: signals.iter().map(|&signal| (signal, mode)).collect(),
             });
         }
@@ -265,19 +277,18 @@ fn is_reserved(_signal: c_int) -> bool {
     false
 }
 
-/// On the `atexit-signals` thread, woken by `woken_by`: for the first
-/// handled signal that arrived, the exit run and then death by it, or the
-/// stop request of `Shutdown`.
-fn on_signal(woken_by: c_int) {
-    // Several signals may be pending by now, and the iterator does not
-    // yield them in arrival order: the one recorded in signal context does.
-    let signal = sys::first_signal().unwrap_or(woken_by);
-    if mode_of(signal) == Some(Mode::Request) {
-        request::request(signal);
-        start_grace_period(signal);
-        // Later signals are decided in signal context (`sys::arrival`):
-        // duplicates within the window are ignored, others end the process.
+/// On the `atexit-signals` thread, once woken: for the first handled
+/// signal that arrived (recorded in signal context), the exit run and then
+/// death by it, or the stop request of `Shutdown`.
+fn on_signal() {
+    let Some(signal) = sys::first_signal() else {
         return;
+    };
+    if mode_of(signal) == Some(Mode::Request) {
+        if let Some(on_request) = ON_REQUEST.get() {
+            on_request(signal);
+            return;
+        }
     }
     run_and_die(signal)
 }
@@ -328,9 +339,9 @@ fn start_grace_period(signal: c_int) {
         return;
     }
     let grace = Duration::from_nanos(nanos);
-    let spawned = thread::Builder::new()
-        .name("atexit-grace".into())
-        .spawn(move || {
+    let spawned = threads::spawn(
+        "atexit-grace",
+        Box::new(move || {
             thread::sleep(grace);
             if exit_run::is_exiting() {
                 // The program is ending: its own exit run dies of `signal`.
@@ -342,7 +353,8 @@ fn start_grace_period(signal: c_int) {
                 crate::error::signal_name(signal)
             );
             run_and_die(signal);
-        });
+        }),
+    );
     if let Err(err) = spawned {
         let _ = writeln!(
             io::stderr(),

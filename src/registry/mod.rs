@@ -8,7 +8,7 @@ pub(crate) mod run;
 
 use std::any::TypeId;
 use std::mem::size_of;
-use std::sync::{Arc, Weak};
+use std::sync::{Arc, OnceLock, Weak};
 
 use crate::store::{Callback, Meta, Site, Store, Ticket};
 use crate::sys::{Guard, HeldAcrossFork, Lock};
@@ -105,8 +105,15 @@ impl Shared {
 /// new ones arrive.
 static LIVE: Lock<Vec<Weak<Shared>>> = Lock::new(Vec::new());
 
+/// `hold_all_live_across_fork`, set when the first `Registry` value is
+/// made: until then there is nothing to hold, and a program that never
+/// makes one does not carry the code.
+static HOLD_LIVE: OnceLock<fn() -> Vec<HeldAcrossFork>> = OnceLock::new();
+
 /// A new registry, counted among the live ones.
 pub(crate) fn new_tracked() -> Arc<Shared> {
+    // Before it joins the list: a fork from now on holds the list.
+    HOLD_LIVE.get_or_init(|| hold_all_live_across_fork);
     let shared = Arc::new(Shared::new());
     let mut live = LIVE.lock();
     live.retain(|registry| registry.strong_count() > 0);
@@ -116,7 +123,15 @@ pub(crate) fn new_tracked() -> Arc<Shared> {
 
 /// Holds the lock of the live list, and then of every live registry, until
 /// the holds are dropped: no registry changes meanwhile, and none is added.
-pub(crate) fn hold_all_live_across_fork() -> Vec<HeldAcrossFork> {
+/// Nothing before the first `Registry` value.
+pub(crate) fn hold_live_across_fork() -> Vec<HeldAcrossFork> {
+    match HOLD_LIVE.get() {
+        Some(hold) => hold(),
+        None => Vec::new(),
+    }
+}
+
+fn hold_all_live_across_fork() -> Vec<HeldAcrossFork> {
     let live = LIVE.lock();
     let registries: Vec<Arc<Shared>> = live.iter().filter_map(Weak::upgrade).collect();
     let mut held = vec![live.keep_across_fork()];

@@ -9,8 +9,14 @@
 //! window of the first are the same request and are swallowed; a signal
 //! after the window is a deliberate second request and ends the process at
 //! once by that signal.
+//!
+//! The first arrival wakes the `atexit-signals` thread by writing one byte
+//! to a socket pair (`write` is async-signal-safe); the thread runs the
+//! handlers, never this context.
 
-use std::io;
+use std::io::{self, Read};
+use std::os::fd::IntoRawFd;
+use std::os::unix::net::UnixStream;
 use std::sync::atomic::{AtomicI32, AtomicU64, Ordering};
 
 use super::unix::raise_default;
@@ -19,6 +25,40 @@ use super::unix::raise_default;
 static FIRST_SIGNAL: AtomicI32 = AtomicI32::new(0);
 /// When it arrived (`CLOCK_MONOTONIC`, nanoseconds); 0 until recorded.
 static FIRST_AT: AtomicU64 = AtomicU64::new(0);
+/// The end signal context writes to; -1 until `wake_up_pipe` made it.
+static WAKE: AtomicI32 = AtomicI32::new(-1);
+
+/// The end the `atexit-signals` thread waits on until the first handled
+/// signal arrives.
+pub(crate) struct WakeUp {
+    read: UnixStream,
+}
+
+/// Makes the wake-up channel (a socket pair, close-on-exec, as std makes
+/// it on every Unix); call once, before any arrival is watched.
+pub(crate) fn wake_up_pipe() -> io::Result<WakeUp> {
+    let (read, write) = UnixStream::pair()?;
+    // Open for the life of the process: signal context writes to it at any
+    // time.
+    WAKE.store(write.into_raw_fd(), Ordering::Release);
+    Ok(WakeUp { read })
+}
+
+impl WakeUp {
+    /// Blocks until the first handled signal has arrived.
+    pub(crate) fn wait(mut self) {
+        let mut byte = [0u8];
+        loop {
+            match self.read.read(&mut byte) {
+                Ok(1) => return,
+                Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
+                // The other end is never closed, and nothing else can fail
+                // here: the recorded signal decides what happens.
+                _ => return,
+            }
+        }
+    }
+}
 
 /// The first handled signal that arrived, if any has.
 pub(crate) fn first_signal() -> Option<i32> {
@@ -60,6 +100,13 @@ fn on_arrival(signal: i32, owner: u32, window_nanos: &AtomicU64) {
         .is_ok()
     {
         FIRST_AT.store(now, Ordering::Release);
+        let wake = WAKE.load(Ordering::Acquire);
+        if wake >= 0 {
+            // SAFETY: write is async-signal-safe; `wake` is the socket's
+            // other end, open for the life of the process, and the byte
+            // lives on this stack for the call.
+            unsafe { libc::write(wake, [1u8].as_ptr().cast(), 1) };
+        }
         return;
     }
     // A later signal. 0 means the first is being recorded on another
@@ -72,8 +119,8 @@ fn on_arrival(signal: i32, owner: u32, window_nanos: &AtomicU64) {
 
 /// Adds the arrival decision to `signal`, for the process `owner` (the one
 /// that called `handle_signals`), with the coalescing window (nanoseconds)
-/// that `window_nanos` holds at each arrival. Registered before the crate's own
-/// `signal-hook` iterator, so it has run by the time that thread wakes.
+/// that `window_nanos` holds at each arrival. Through `signal-hook-registry`,
+/// so that other users of the same signal are still called.
 pub(crate) fn watch_arrivals_of(
     signal: i32,
     owner: u32,
@@ -84,7 +131,7 @@ pub(crate) fn watch_arrivals_of(
     // pthread_sigmask, raise), all async-signal-safe; it allocates nothing
     // and takes no lock.
     unsafe {
-        signal_hook::low_level::register(signal, move || on_arrival(signal, owner, window_nanos))
+        signal_hook_registry::register(signal, move || on_arrival(signal, owner, window_nanos))
     }
     .map(drop)
 }
