@@ -18,7 +18,8 @@ enum Owner {
 /// One registration. Returned by [`register`](crate::register()) and friends.
 ///
 /// Dropping a `Handle` keeps the registration: ignoring it is the normal
-/// case. Keep it to cancel exactly this registration later, in O(1).
+/// case. Keep it to cancel exactly this registration later, in O(1) (at
+/// worst O(log n), see [`Handle::unregister`]).
 ///
 /// ```
 /// let handle = atexit::register(|| println!("never printed"));
@@ -53,7 +54,10 @@ impl Handle {
     ///
     /// # Performance
     ///
-    /// O(1), whatever the number of other handlers.
+    /// O(1), whatever the number of other handlers, while the registration
+    /// is where it was put; after enough other handlers were removed that
+    /// the store compacted itself, a binary search over the pending ones,
+    /// O(log n). The same for a registration already gone.
     ///
     /// ```
     /// let handle = atexit::register(|| {});
