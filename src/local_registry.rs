@@ -8,7 +8,8 @@ use std::sync::Arc;
 use crate::args::Args;
 use crate::error::RunError;
 use crate::process::fork;
-use crate::registry::run::{self, Report, Unobserved};
+use crate::process::global::InThisProcess;
+use crate::registry::run::{self, Report};
 use crate::registry::{self, assert_function_key, function_key, Handle, Shared};
 use crate::store::{Callback, Ticket};
 
@@ -131,7 +132,7 @@ impl Registry {
     ///
     /// [`RunError`] lists the handlers that panicked; all others ran.
     pub fn run(&self) -> Result<(), RunError> {
-        run::run(&self.shared, Report::Return, &Unobserved)
+        run::run(&self.shared, Report::Return, &InThisProcess)
     }
 
     /// How many handlers are pending.
@@ -183,6 +184,6 @@ impl Drop for Registry {
     /// Runs what is still pending; failures are reported on stderr, since
     /// there is no caller to return them to.
     fn drop(&mut self) {
-        let _ = run::run(&self.shared, Report::Stderr, &Unobserved);
+        let _ = run::run(&self.shared, Report::Stderr, &InThisProcess);
     }
 }

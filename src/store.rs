@@ -222,14 +222,17 @@ impl Store {
         Ticket { index, stamp }
     }
 
-    /// Makes room for one more slot, refusing the one that would need an
-    /// index of `NIL`.
+    /// Makes room for more slots, doubling, but never beyond `NIL` of
+    /// them: indices stay below `NIL`, and the slot that would need `NIL`
+    /// is refused here, the only place the hot path checks.
     #[cold]
     fn grow(&mut self) {
-        if self.slots.len() >= NIL as usize {
+        let len = self.slots.len();
+        if len >= NIL as usize {
             too_many();
         }
-        self.slots.reserve(1);
+        let more = len.max(4).min(NIL as usize - len);
+        self.slots.reserve_exact(more);
     }
 
     /// Puts the slot about to be stored at `index` at the start of
@@ -844,5 +847,159 @@ mod tests {
             callback.call();
         }
         assert_eq!(*log.lock().unwrap(), vec![2, 1, 0]);
+    }
+
+    /// The store against a plain model, over sequences long enough for
+    /// places to pile up and be compacted away: the same handlers pending,
+    /// popped newest first, found by ticket and by function.
+    mod model {
+        use super::*;
+        use proptest::prelude::*;
+        use std::sync::atomic::{AtomicUsize, Ordering};
+
+        static CALLS: [AtomicUsize; 3] = [const { AtomicUsize::new(0) }; 3];
+
+        fn keyed<const K: usize>() {
+            CALLS[K].fetch_add(1, Ordering::SeqCst);
+        }
+
+        struct K0;
+        struct K1;
+        struct K2;
+
+        fn key(k: usize) -> TypeId {
+            [TypeId::of::<K0>(), TypeId::of::<K1>(), TypeId::of::<K2>()][k]
+        }
+
+        #[derive(Clone, Debug)]
+        enum Op {
+            /// A function item of function `k` (its link in the word).
+            InsertItem(usize),
+            /// A closure with data registered under function `k` (its
+            /// link aside), or under none.
+            InsertKeyedData(Option<usize>),
+            /// With a meta naming it.
+            InsertNamed,
+            Remove(usize),
+            RemoveFunction(usize),
+            Pop,
+        }
+
+        fn op() -> impl Strategy<Value = Op> {
+            prop_oneof![
+                3 => (0..3usize).prop_map(Op::InsertItem),
+                2 => prop::option::of(0..3usize).prop_map(Op::InsertKeyedData),
+                1 => Just(Op::InsertNamed),
+                4 => any::<usize>().prop_map(Op::Remove),
+                1 => (0..3usize).prop_map(Op::RemoveFunction),
+                1 => Just(Op::Pop),
+            ]
+        }
+
+        /// One registration as the model knows it.
+        #[derive(Clone, Debug, PartialEq)]
+        struct Entry {
+            id: usize,
+            function: Option<usize>,
+            item: bool,
+        }
+
+        fn identify(popped: Popped, log: &Mutex<Vec<usize>>) -> (Option<usize>, Option<usize>) {
+            let before: Vec<usize> = CALLS.iter().map(|c| c.load(Ordering::SeqCst)).collect();
+            let logged = log.lock().unwrap().len();
+            let name = popped
+                .meta
+                .and_then(|meta| meta.name)
+                .map(|name| name.parse().unwrap());
+            popped.callback.call();
+            let item = (0..3).find(|&k| CALLS[k].load(Ordering::SeqCst) != before[k]);
+            let id = log.lock().unwrap().get(logged).copied().or(name);
+            (item, id)
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(64))]
+            #[test]
+            fn store_matches_model(ops in prop::collection::vec(op(), 0..600)) {
+                let log = Arc::new(Mutex::new(Vec::new()));
+                let mut store = Store::new();
+                let mut model: Vec<Entry> = Vec::new();
+                let mut tickets: Vec<(Ticket, Entry)> = Vec::new();
+                for (id, op) in ops.into_iter().enumerate() {
+                    match op {
+                        Op::InsertItem(k) => {
+                            let callback = match k {
+                                0 => Callback::new(keyed::<0>),
+                                1 => Callback::new(keyed::<1>),
+                                _ => Callback::new(keyed::<2>),
+                            };
+                            let entry = Entry { id, function: Some(k), item: true };
+                            tickets.push((store.insert(callback, here(), Some(key(k)), None), entry.clone()));
+                            model.push(entry);
+                        }
+                        Op::InsertKeyedData(k) => {
+                            let log = Arc::clone(&log);
+                            let callback = Callback::new(move || log.lock().unwrap().push(id));
+                            let entry = Entry { id, function: k, item: false };
+                            tickets.push((store.insert(callback, here(), k.map(key), None), entry.clone()));
+                            model.push(entry);
+                        }
+                        Op::InsertNamed => {
+                            let meta = Meta { name: Some(id.to_string().into()), owner_pid: None };
+                            let entry = Entry { id, function: None, item: false };
+                            let ticket = store.insert(Callback::new(|| {}), here(), None, Some(Box::new(meta)));
+                            tickets.push((ticket, entry.clone()));
+                            model.push(entry);
+                        }
+                        Op::Remove(pick) => {
+                            if tickets.is_empty() {
+                                continue;
+                            }
+                            let (ticket, entry) = tickets[pick % tickets.len()].clone();
+                            let pending = model.iter().position(|known| *known == entry);
+                            prop_assert_eq!(store.contains(ticket), pending.is_some());
+                            prop_assert_eq!(store.remove(ticket).is_some(), pending.is_some());
+                            if let Some(at) = pending {
+                                model.remove(at);
+                            }
+                            prop_assert!(!store.contains(ticket));
+                        }
+                        Op::RemoveFunction(k) => {
+                            let mut out = Vec::new();
+                            let expected = model.iter().filter(|e| e.function == Some(k)).count();
+                            prop_assert_eq!(store.remove_function(key(k), &mut out), expected);
+                            prop_assert_eq!(out.len(), expected);
+                            model.retain(|e| e.function != Some(k));
+                        }
+                        Op::Pop => {
+                            let popped = store.pop_newest();
+                            prop_assert_eq!(popped.is_some(), !model.is_empty());
+                            if let (Some(popped), Some(newest)) = (popped, model.pop()) {
+                                let (item, id) = identify(popped, &log);
+                                if newest.item {
+                                    prop_assert_eq!(item, newest.function);
+                                } else {
+                                    prop_assert_eq!(id, Some(newest.id));
+                                }
+                            }
+                        }
+                    }
+                    prop_assert_eq!(store.len(), model.len());
+                    prop_assert!(store.places <= store.len().max(KEEP_SLOTS));
+                }
+                // The rest runs newest first, and nothing else.
+                while let Some(newest) = model.pop() {
+                    let popped = store.pop_newest();
+                    prop_assert!(popped.is_some());
+                    let (item, id) = identify(popped.unwrap(), &log);
+                    if newest.item {
+                        prop_assert_eq!(item, newest.function);
+                    } else {
+                        prop_assert_eq!(id, Some(newest.id));
+                    }
+                }
+                prop_assert!(store.pop_newest().is_none());
+            }
+        }
     }
 }

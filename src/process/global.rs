@@ -27,7 +27,9 @@ pub(crate) fn set_exit_hook_armed(armed: bool) {
     EXIT_HOOK_ARMED.store(armed, Ordering::Release);
 }
 
-/// Runs of the process-wide registry outside the exit run (`run_now`).
+/// Runs outside the exit run: `run_now`, and `Registry` values (whose
+/// handlers never carry an owner, so it has nothing to refuse there; one
+/// observer type for both keeps one copy of the run loop).
 pub(crate) struct InThisProcess;
 
 impl Observer for InThisProcess {

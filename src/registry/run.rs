@@ -54,11 +54,6 @@ pub(crate) enum Outcome {
     Skipped,
 }
 
-/// An observer that needs to know nothing.
-pub(crate) struct Unobserved;
-
-impl Observer for Unobserved {}
-
 /// What to do with a failure besides handing it to the observer.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Report {
