@@ -105,6 +105,20 @@ struct Function {
     newest: u32,
 }
 
+/// Takes `slot` off its chain: its link (older slot, function), from its
+/// word or out of `side`; `(NIL, NIL)` for a slot on no chain.
+fn take_link(side: &mut SortedMap<u64, (u32, u32)>, slot: &mut Slot) -> (u32, u32) {
+    let flags = slot.stamp;
+    slot.stamp &= !(CHAINED | SIDE);
+    if flags & CHAINED != 0 {
+        slot.callback.free_word_links()
+    } else if flags & SIDE != 0 {
+        side.remove(slot.stamp()).unwrap_or((NIL, NIL))
+    } else {
+        (NIL, NIL)
+    }
+}
+
 #[cold]
 fn too_many() -> ! {
     panic!("atexit: more than 4 294 967 294 handlers pending")
@@ -341,8 +355,8 @@ impl Store {
     #[cold]
     pub(crate) fn pop_uncommon(&mut self) -> Option<Popped> {
         loop {
-            let slot = self.slots.pop()?;
-            self.leave_chain(&slot);
+            let mut slot = self.slots.pop()?;
+            self.leave_chain(&mut slot);
             if slot.is_removed() {
                 self.places -= 1;
                 continue;
@@ -443,29 +457,13 @@ impl Store {
     /// The chain link (older slot, function) of slot `index`, which leaves
     /// its chain; `(NIL, NIL)` for a slot on no chain.
     fn unchain(&mut self, index: usize) -> (u32, u32) {
-        let slot = &mut self.slots[index];
-        let flags = slot.stamp;
-        slot.stamp &= !(CHAINED | SIDE);
-        if flags & CHAINED != 0 {
-            slot.callback.free_word_links()
-        } else if flags & SIDE != 0 {
-            let stamp = slot.stamp();
-            self.side.remove(stamp).unwrap_or((NIL, NIL))
-        } else {
-            (NIL, NIL)
-        }
+        take_link(&mut self.side, &mut self.slots[index])
     }
 
     /// A slot just popped off the top was the newest of its chain: the
     /// chain now starts at its link.
-    fn leave_chain(&mut self, slot: &Slot) {
-        let (older, function) = if slot.stamp & CHAINED != 0 {
-            slot.callback.free_word_links()
-        } else if slot.stamp & SIDE != 0 {
-            self.side.remove(slot.stamp()).unwrap_or((NIL, NIL))
-        } else {
-            return;
-        };
+    fn leave_chain(&mut self, slot: &mut Slot) {
+        let (older, function) = take_link(&mut self.side, slot);
         if let Some(function) = self.functions.get_mut(function as usize) {
             function.newest = older;
         }
@@ -476,8 +474,8 @@ impl Store {
     /// nothing is pending.
     fn tidy(&mut self) {
         while self.slots.last().is_some_and(Slot::is_removed) {
-            if let Some(slot) = self.slots.pop() {
-                self.leave_chain(&slot);
+            if let Some(mut slot) = self.slots.pop() {
+                self.leave_chain(&mut slot);
                 self.places -= 1;
             }
         }
@@ -917,6 +915,25 @@ mod tests {
             (item, id)
         }
 
+        /// Pops the newest handler of both and checks it is the same one.
+        fn pop_and_check(
+            store: &mut Store,
+            model: &mut Vec<Entry>,
+            log: &Mutex<Vec<usize>>,
+        ) -> Result<(), TestCaseError> {
+            let popped = store.pop_newest();
+            prop_assert_eq!(popped.is_some(), !model.is_empty());
+            if let (Some(popped), Some(newest)) = (popped, model.pop()) {
+                let (item, id) = identify(popped, log);
+                if newest.item {
+                    prop_assert_eq!(item, newest.function);
+                } else {
+                    prop_assert_eq!(id, Some(newest.id));
+                }
+            }
+            Ok(())
+        }
+
         proptest! {
             #![proptest_config(ProptestConfig::with_cases(64))]
             #[test]
@@ -971,32 +988,14 @@ mod tests {
                             prop_assert_eq!(out.len(), expected);
                             model.retain(|e| e.function != Some(k));
                         }
-                        Op::Pop => {
-                            let popped = store.pop_newest();
-                            prop_assert_eq!(popped.is_some(), !model.is_empty());
-                            if let (Some(popped), Some(newest)) = (popped, model.pop()) {
-                                let (item, id) = identify(popped, &log);
-                                if newest.item {
-                                    prop_assert_eq!(item, newest.function);
-                                } else {
-                                    prop_assert_eq!(id, Some(newest.id));
-                                }
-                            }
-                        }
+                        Op::Pop => pop_and_check(&mut store, &mut model, &log)?,
                     }
                     prop_assert_eq!(store.len(), model.len());
                     prop_assert!(store.places <= store.len().max(KEEP_SLOTS));
                 }
                 // The rest runs newest first, and nothing else.
-                while let Some(newest) = model.pop() {
-                    let popped = store.pop_newest();
-                    prop_assert!(popped.is_some());
-                    let (item, id) = identify(popped.unwrap(), &log);
-                    if newest.item {
-                        prop_assert_eq!(item, newest.function);
-                    } else {
-                        prop_assert_eq!(id, Some(newest.id));
-                    }
+                while !model.is_empty() {
+                    pop_and_check(&mut store, &mut model, &log)?;
                 }
                 prop_assert!(store.pop_newest().is_none());
             }
