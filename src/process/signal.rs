@@ -197,9 +197,9 @@ fn install(signals: &[c_int], mode: Mode) -> Result<(), Error> {
             }
         }
         None => {
-            // The pipe and the thread first, so that a signal arriving as
+            // The socket and the thread first, so that a signal arriving as
             // soon as it is watched finds someone to wake.
-            let wake_up = sys::wake_up_pipe().map_err(|err| setup_error(signals[0], &err))?;
+            let wake_up = sys::wake_up_socket().map_err(|err| setup_error(signals[0], &err))?;
             threads::spawn(
                 "atexit-signals",
                 Box::new(move || {

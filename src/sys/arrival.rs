@@ -25,7 +25,7 @@ use super::unix::raise_default;
 static FIRST_SIGNAL: AtomicI32 = AtomicI32::new(0);
 /// When it arrived (`CLOCK_MONOTONIC`, nanoseconds); 0 until recorded.
 static FIRST_AT: AtomicU64 = AtomicU64::new(0);
-/// The end signal context writes to; -1 until `wake_up_pipe` made it.
+/// The end signal context writes to; -1 until `wake_up_socket` made it.
 static WAKE: AtomicI32 = AtomicI32::new(-1);
 
 /// The end the `atexit-signals` thread waits on until the first handled
@@ -36,7 +36,7 @@ pub(crate) struct WakeUp {
 
 /// Makes the wake-up channel (a socket pair, close-on-exec, as std makes
 /// it on every Unix); call once, before any arrival is watched.
-pub(crate) fn wake_up_pipe() -> io::Result<WakeUp> {
+pub(crate) fn wake_up_socket() -> io::Result<WakeUp> {
     let (read, write) = UnixStream::pair()?;
     // Open for the life of the process: signal context writes to it at any
     // time.

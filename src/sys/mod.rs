@@ -17,7 +17,7 @@ mod unix;
 mod windows;
 
 #[cfg(all(unix, feature = "signal"))]
-pub(crate) use arrival::{first_signal, wake_up_pipe, watch_arrivals_of};
+pub(crate) use arrival::{first_signal, wake_up_socket, watch_arrivals_of};
 pub(crate) use erased::Callback;
 pub(crate) use lock::{Guard, HeldAcrossFork, Lock};
 #[cfg(unix)]
