@@ -139,6 +139,20 @@ fn hook_name_in_panic_report() {
     assert_eq!(outcome.code, Some(0), "{outcome:?}");
 }
 
+/// Forks a child that ends with `std::process::exit(7)` (running, or not,
+/// what it inherited) and says how it ended. Call it while this process is
+/// single-threaded.
+pub fn fork_child_exiting_7() -> String {
+    // SAFETY: callers are single-threaded here, so the forked child
+    // inherits no lock held by another thread.
+    let pid = unsafe { libc::fork() };
+    if pid == 0 {
+        std::process::exit(7);
+    }
+    assert!(pid > 0, "fork failed");
+    wait_child(pid)
+}
+
 /// Waits for the forked child `pid`; says how it ended.
 pub fn wait_child(pid: libc::pid_t) -> String {
     let mut status = 0;
@@ -175,14 +189,7 @@ fn fork_policy(_: &str) -> Result<(), String> {
     Hook::new(hook("skip-hook"))
         .in_child(InChild::Skip)
         .register();
-    // SAFETY: this process is single-threaded here, so the forked child
-    // inherits no lock held by another thread.
-    let pid = unsafe { libc::fork() };
-    if pid == 0 {
-        std::process::exit(7);
-    }
-    assert!(pid > 0, "fork failed");
-    say(format_args!("forked child {}", wait_child(pid)));
+    say(format_args!("forked child {}", fork_child_exiting_7()));
     Ok(())
 }
 

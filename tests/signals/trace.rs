@@ -9,7 +9,7 @@ use std::time::Duration;
 use atexit::{Hook, InChild};
 
 use crate::common::{self, Outcome};
-use crate::control::{described, hook_at, site_line, wait_child};
+use crate::control::{described, fork_child_exiting_7, hook_at, site_line};
 use crate::{child, say, Scenario, Test};
 
 pub const SCENARIOS: &[(&str, Scenario)] = &[
@@ -180,14 +180,7 @@ fn fork_skip(_: &str) -> Result<(), String> {
     let plain = hook_at(None, || say("plain ran"));
     let skip = parent_only_hook();
     say(format_args!("sites {plain} {skip}"));
-    // SAFETY: this process is single-threaded here, so the forked child
-    // inherits no lock held by another thread.
-    let pid = unsafe { libc::fork() };
-    if pid == 0 {
-        std::process::exit(7);
-    }
-    assert!(pid > 0, "fork failed");
-    say(format_args!("forked child {}", wait_child(pid)));
+    say(format_args!("forked child {}", fork_child_exiting_7()));
     Ok(())
 }
 
